@@ -1,0 +1,36 @@
+"""The error types of hatch-wasm-oci: each carries a one-line message for the user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WasmOciError(Exception):
+    """Base of every error this package raises on purpose; ``str()`` is one line for the user."""
+
+
+class WasmFormatError(WasmOciError):
+    """A file is not a well-formed Wasm module, component or WIT package."""
+
+    def __init__(self, path: str | Path, message: str, offset: int | None = None) -> None:
+        self.path = str(path)
+        self.reason = message
+        self.offset = offset
+        where = f" at byte {offset}" if offset is not None else ""
+        super().__init__(f"{self.path}: {message}{where}")
+
+
+class LayoutError(WasmOciError):
+    """An OCI image layout cannot be written, or one on disk breaks the rules."""
+
+
+class ConfigurationError(WasmOciError):
+    """User configuration is invalid; ``problems`` lists every problem, each with its TOML path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class RegistryError(WasmOciError):
+    """A registry operation failed; the message says what the registry answered, never a secret."""
