@@ -1,0 +1,354 @@
+"""Writing OCI image layouts: content-addressed blobs, ``index.json`` tags, optional ``.tar``.
+
+Nothing half-written is ever left behind: a new layout is assembled in a temporary directory
+beside its destination and renamed into place; adding to an existing layout writes each blob
+through a temporary file and replaces ``index.json`` atomically, so the old tags stay valid
+until the new index is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from hatch_wasm_oci import oci_config
+from hatch_wasm_oci.errors import LayoutError, WasmOciError
+from hatch_wasm_oci.tags import validate_tag
+
+CHUNK_SIZE = 1 << 20
+REF_NAME = "org.opencontainers.image.ref.name"
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+LAYOUT_FILE = "oci-layout"
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor: what a manifest or an index points at."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return oci_config.descriptor_json(self.media_type, self.digest, self.size, self.annotations)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Descriptor:
+        """Parse a descriptor object; raises LayoutError when a field is missing or mistyped."""
+        if not isinstance(obj, dict):
+            raise LayoutError("a descriptor is not a JSON object")
+        media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
+        annotations = obj.get("annotations") or {}
+        if not isinstance(media_type, str) or not isinstance(digest, str):
+            raise LayoutError("a descriptor lacks a string mediaType or digest")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise LayoutError(f"descriptor {digest} has no valid size")
+        if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        ):
+            raise LayoutError(f"descriptor {digest} has annotations that are not strings")
+        return cls(media_type, digest, size, dict(annotations))
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What ``pack`` wrote: the layout directory, its three descriptors, the tags, the tar."""
+
+    layout: Path
+    manifest: Descriptor
+    config: Descriptor
+    layer: Descriptor
+    tags: tuple[str, ...]
+    tar: Path | None
+
+
+def blob_relpath(digest: str) -> Path:
+    """``blobs/<algorithm>/<hex>`` for a digest; refuses anything but a well-formed sha256."""
+    algorithm, _, hexpart = digest.partition(":")
+    if (
+        algorithm != "sha256"
+        or len(hexpart) != 64
+        or not all(c in "0123456789abcdef" for c in hexpart)
+    ):
+        raise LayoutError(f"unsupported or malformed digest {digest!r}")
+    return Path("blobs", algorithm, hexpart)
+
+
+def read_index(layout_dir: Path) -> dict[str, Any]:
+    """The parsed ``index.json`` of a layout (LayoutError if missing or not an OCI index)."""
+    try:
+        index = json.loads((layout_dir / "index.json").read_bytes())
+    except FileNotFoundError:
+        raise LayoutError(f"{layout_dir}: not an OCI image layout (no index.json)") from None
+    except (OSError, ValueError) as exc:
+        raise LayoutError(f"{layout_dir}/index.json: unreadable: {exc}") from None
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+        raise LayoutError(f"{layout_dir}/index.json: not an OCI image index")
+    return index
+
+
+class LayoutWriter:
+    """Adds blobs and tags to a layout directory; nothing shows until ``commit()``.
+
+    Use as a context manager: leaving the block without ``commit()`` (or with an exception)
+    removes everything this writer added.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self._entries: dict[str, Descriptor] = {}
+        self._added: list[Path] = []
+        self._committed = False
+        if self.out.exists():
+            if not (self.out / LAYOUT_FILE).is_file():
+                raise LayoutError(f"{self.out}: exists and is not an OCI image layout")
+            self._existing = True
+            self._root = self.out
+            self._index = read_index(self.out)
+        else:
+            self._existing = False
+            parent = self.out.parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                self._root = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
+            except OSError as exc:
+                raise LayoutError(f"{self.out}: cannot create: {exc.strerror}") from None
+            self._index = {
+                "schemaVersion": 2,
+                "mediaType": oci_config.INDEX_MEDIA_TYPE,
+                "manifests": [],
+            }
+
+    def __enter__(self) -> LayoutWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._committed:
+            self.abort()
+
+    def add_blob_from(
+        self, source: BinaryIO, expected_digest: str | None = None
+    ) -> tuple[str, int]:
+        """Stream ``source`` into the blob store in one pass that copies and hashes.
+
+        Returns ``(digest, size)``; with ``expected_digest`` a mismatch raises LayoutError and
+        keeps nothing.
+        """
+        blobs = self._root / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        hasher = hashlib.sha256()
+        size = 0
+        buffer = bytearray(CHUNK_SIZE)
+        view = memoryview(buffer)
+        fd, tmp_name = tempfile.mkstemp(prefix=".incoming.", dir=blobs)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                while True:
+                    n = source.readinto(view)  # type: ignore[attr-defined]
+                    if not n:
+                        break
+                    chunk = view[:n]
+                    hasher.update(chunk)
+                    sink.write(chunk)
+                    size += n
+            digest = "sha256:" + hasher.hexdigest()
+            if expected_digest is not None and digest != expected_digest:
+                raise LayoutError(f"blob digest mismatch: expected {expected_digest}, got {digest}")
+            self._place(tmp, digest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return digest, size
+
+    def add_blob(self, data: bytes) -> tuple[str, int]:
+        """Store a small in-memory blob (config, manifest); returns ``(digest, size)``."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs = self._root / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".incoming.", dir=blobs)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                sink.write(data)
+            self._place(tmp, digest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return digest, len(data)
+
+    def _place(self, tmp: Path, digest: str) -> None:
+        final = self._root / blob_relpath(digest)
+        if final.exists():
+            tmp.unlink()
+            return
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+        self._added.append(final)
+
+    def tag(self, tag: str, manifest: Descriptor) -> None:
+        """Point ``tag`` at a manifest already stored with ``add_blob``."""
+        self._entries[validate_tag(tag)] = manifest
+
+    def commit(self) -> None:
+        """Write ``oci-layout`` and the merged ``index.json``; make a new layout appear."""
+        kept = [
+            entry
+            for entry in self._index["manifests"]
+            if not (
+                isinstance(entry, dict)
+                and (entry.get("annotations") or {}).get(REF_NAME) in self._entries
+            )
+        ]
+        added = [
+            Descriptor(d.media_type, d.digest, d.size, {**d.annotations, REF_NAME: tag}).to_json()
+            for tag, d in sorted(self._entries.items())
+        ]
+        index = dict(self._index)
+        index["manifests"] = kept + added
+        _atomic_write(self._root / LAYOUT_FILE, oci_config.canonical_json(LAYOUT_VERSION))
+        _atomic_write(self._root / "index.json", oci_config.canonical_json(index))
+        if not self._existing:
+            try:
+                os.rename(self._root, self.out)
+            except OSError as exc:
+                self.abort()
+                raise LayoutError(
+                    f"{self.out}: cannot move the new layout into place: {exc}"
+                ) from None
+        self._committed = True
+
+    def abort(self) -> None:
+        """Remove everything this writer added."""
+        if self._committed:
+            return
+        if not self._existing:
+            shutil.rmtree(self._root, ignore_errors=True)
+        else:
+            for path in self._added:
+                path.unlink(missing_ok=True)
+        self._added.clear()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            sink.write(data)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def pack(
+    wasm: Path,
+    out: Path,
+    *,
+    tags: Iterable[str] = ("latest",),
+    annotations: Mapping[str, str] | None = None,
+    target: str | None = None,
+    created: str | None = None,
+    author: str | None = None,
+    tar: bool = False,
+) -> PackResult:
+    """Write ``wasm`` as a Wasm OCI artifact into the layout ``out`` (created or extended).
+
+    The config is derived from the binary itself (imports, exports, module or component);
+    ``created`` defaults to SOURCE_DATE_EPOCH or a fixed time, so equal inputs give equal
+    digests. With ``tar`` the layout is also written as ``<out>.tar``.
+    """
+    from hatch_wasm_oci.wasm_binary import read_wasm
+
+    wasm, out = Path(wasm), Path(out)
+    tag_list = [validate_tag(t) for t in tags]
+    if not tag_list:
+        raise WasmOciError("at least one tag is needed")
+    info = read_wasm(wasm)
+    stamp = created or oci_config.created_timestamp()
+    manifest_annotations = {CREATED: stamp, **(annotations or {})}
+    if author is None:
+        author = manifest_annotations.get("org.opencontainers.image.authors")
+
+    with LayoutWriter(out) as writer:
+        try:
+            with wasm.open("rb") as source:
+                layer_digest, layer_size = writer.add_blob_from(source)
+        except OSError as exc:
+            raise WasmOciError(f"{wasm}: cannot read: {exc.strerror}") from None
+        if layer_size != info.size:
+            raise WasmOciError(f"{wasm}: changed while it was being packed")
+        layer = Descriptor(
+            oci_config.LAYER_MEDIA_TYPE, layer_digest, layer_size, {TITLE: wasm.name}
+        )
+        config_doc = oci_config.wasm_config(
+            info, [layer_digest], created=stamp, author=author, target=target
+        )
+        config_digest, config_size = writer.add_blob(oci_config.canonical_json(config_doc))
+        config = Descriptor(oci_config.CONFIG_MEDIA_TYPE, config_digest, config_size)
+        manifest_doc = oci_config.image_manifest(
+            config.to_json(), layer.to_json(), manifest_annotations
+        )
+        manifest_digest, manifest_size = writer.add_blob(oci_config.canonical_json(manifest_doc))
+        manifest = Descriptor(oci_config.MANIFEST_MEDIA_TYPE, manifest_digest, manifest_size)
+        for tag in tag_list:
+            writer.tag(tag, manifest)
+        writer.commit()
+
+    tar_path = write_tar(out, stamp) if tar else None
+    return PackResult(out, manifest, config, layer, tuple(tag_list), tar_path)
+
+
+def write_tar(layout_dir: Path, created: str | None = None) -> Path:
+    """Write ``<layout_dir>.tar``: the layout's files in sorted order with fixed owners and times.
+
+    ``skopeo copy oci-archive:`` and ``oras`` read it. Written to a temporary file first.
+    """
+    from datetime import datetime
+
+    mtime = 0
+    if created:
+        with contextlib.suppress(ValueError):
+            mtime = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
+    target = Path(f"{layout_dir}.tar")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        ):
+            paths = sorted(p for p in layout_dir.rglob("*") if not p.name.startswith("."))
+            for path in paths:
+                rel = path.relative_to(layout_dir).as_posix()
+                info = tarfile.TarInfo(rel)
+                info.mtime = mtime
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if path.is_dir():
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    archive.addfile(info)
+                else:
+                    info.mode = 0o644
+                    info.size = path.stat().st_size
+                    with path.open("rb") as fh:
+                        archive.addfile(info, fh)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
