@@ -1,0 +1,7 @@
+"""``python -m hatch_wasm_oci``: the same as the ``hatch-wasm-oci`` command."""
+
+import sys
+
+from hatch_wasm_oci.cli import main
+
+sys.exit(main())

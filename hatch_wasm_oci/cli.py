@@ -1,0 +1,181 @@
+"""The ``hatch-wasm-oci`` command: inspect, pack and verify Wasm OCI artifacts; push and pull.
+
+Every deliberate failure prints one line, ``hatch-wasm-oci: <what went wrong>``, and exits 2.
+Subcommands import what they need when they run, so ``inspect`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hatch_wasm_oci import __version__
+from hatch_wasm_oci.errors import WasmOciError
+
+PROG = "hatch-wasm-oci"
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def inspect_wasm(path: Path) -> dict[str, Any]:
+    """What ``inspect`` shows for a ``.wasm``: kind, size, metadata and the derived config."""
+    from dataclasses import asdict
+
+    from hatch_wasm_oci import oci_config
+    from hatch_wasm_oci.layout_reader import file_digest
+    from hatch_wasm_oci.wasm_binary import read_wasm
+
+    info = read_wasm(path)
+    digest = file_digest(path)
+    metadata = {k: v for k, v in asdict(info.metadata).items() if v}
+    return {
+        "path": str(path),
+        "kind": info.kind.value,
+        "size": info.size,
+        "digest": digest,
+        "metadata": metadata,
+        "config": oci_config.wasm_config(info, [digest], created=oci_config.created_timestamp()),
+    }
+
+
+def inspect_layout(path: Path) -> dict[str, Any]:
+    """What ``inspect`` shows for a layout: its tags, and each manifest with its config."""
+    from hatch_wasm_oci.layout_reader import OciLayout
+
+    layout = OciLayout.open(path)
+    manifests = []
+    seen: set[str] = set()
+    for desc in layout.manifests():
+        if desc.digest in seen:
+            continue
+        seen.add(desc.digest)
+        manifests.append(
+            {
+                "digest": desc.digest,
+                "size": desc.size,
+                "manifest": layout.manifest(desc),
+                "config": layout.config(desc),
+            }
+        )
+    return {
+        "layout": str(path),
+        "tags": {tag: d.digest for tag, d in sorted(layout.tags().items())},
+        "manifests": manifests,
+    }
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    _print_json(inspect_layout(path) if path.is_dir() else inspect_wasm(path))
+    return 0
+
+
+def _parse_annotations(pairs: Sequence[str]) -> dict[str, str]:
+    annotations: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise WasmOciError(f"--annotation takes KEY=VALUE, got {pair!r}")
+        annotations[key.strip()] = value
+    return annotations
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.layout import pack
+
+    result = pack(
+        Path(args.wasm),
+        Path(args.output),
+        tags=args.tag or ["latest"],
+        annotations=_parse_annotations(args.annotation),
+        target=args.target,
+        author=args.author,
+        tar=args.tar,
+    )
+    for tag in result.tags:
+        print(f"{result.layout}:{tag}@{result.manifest.digest}")
+    if result.tar:
+        print(f"{result.tar}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.layout_reader import OciLayout
+
+    layout = OciLayout.open(Path(args.layout))
+    layout.verify()
+    tags = layout.tags()
+    print(
+        f"{layout.path}: ok ({len(layout.manifests())} manifests, tags: {', '.join(sorted(tags))})"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``hatch-wasm-oci``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Build, inspect, verify and ship Wasm OCI artifacts."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    inspect = commands.add_parser(
+        "inspect", help="show the Wasm OCI config of a .wasm, or the contents of a layout"
+    )
+    inspect.add_argument("path", metavar="PATH", help="a .wasm file or an OCI layout directory")
+    inspect.set_defaults(handler=_cmd_inspect)
+
+    pack = commands.add_parser("pack", help="write a .wasm as a Wasm OCI artifact layout")
+    pack.add_argument("wasm", metavar="WASM", help="the component or module")
+    pack.add_argument("-o", "--output", required=True, metavar="LAYOUT_DIR")
+    pack.add_argument(
+        "-t", "--tag", action="append", default=[], help="tag to write (repeatable; default latest)"
+    )
+    pack.add_argument(
+        "--annotation", action="append", default=[], metavar="KEY=VALUE", help="manifest annotation"
+    )
+    pack.add_argument(
+        "--target", metavar="WORLD", help="the world it targets, e.g. wasi:http/proxy@0.2.0"
+    )
+    pack.add_argument("--author", help="config author (default: the authors annotation)")
+    pack.add_argument("--tar", action="store_true", help="also write LAYOUT_DIR.tar")
+    pack.set_defaults(handler=_cmd_pack)
+
+    verify = commands.add_parser("verify", help="re-hash and check every blob of a layout")
+    verify.add_argument("layout", metavar="LAYOUT_DIR")
+    verify.set_defaults(handler=_cmd_verify)
+
+    try:
+        from hatch_wasm_oci.registry_cli import add_commands
+    except ModuleNotFoundError as exc:  # until the registry commands land
+        if exc.name != "hatch_wasm_oci.registry_cli":
+            raise
+    else:
+        add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except WasmOciError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
