@@ -1,0 +1,1 @@
+"""The `example:inventory/stock` interface implemented in Python, compiled by componentize-py."""

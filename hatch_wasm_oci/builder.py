@@ -1,0 +1,97 @@
+"""The ``wasm-oci`` Hatch build target: ``hatch build -t wasm-oci``.
+
+Writes ``dist/wasm-oci/<name>-<version>/`` (an OCI image layout holding the component) and,
+with ``tar = true``, ``dist/wasm-oci/<name>-<version>.tar``. ``hatch clean -t wasm-oci``
+removes ``dist/wasm-oci/``. A thin adapter over :mod:`hatch_wasm_oci.component_build`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NoReturn
+
+from hatchling.builders.config import BuilderConfig
+from hatchling.builders.plugin.interface import BuilderInterface
+from hatchling.plugin.manager import PluginManager
+
+from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
+
+OUTPUT_SUBDIR = "wasm-oci"
+
+
+def abort_build(app: Any, error: WasmOciError, *, context: str = "wasm-oci") -> NoReturn:
+    """Show ``error`` through Hatch's app (every problem on its own line, no traceback) and exit 1.
+
+    A failed external step's own output (componentize-py, ``command``) is shown first.
+    """
+    from hatch_wasm_oci.componentize import BuildStepError
+
+    if isinstance(error, BuildStepError) and error.output.strip():
+        for line in error.output.rstrip().splitlines():
+            app.display_error(line.rstrip())
+    if isinstance(error, ConfigurationError) and len(error.problems) > 1:
+        app.display_error(f"{context}: {len(error.problems)} configuration problems:")
+        for problem in error.problems:
+            app.display_error(f"  {problem}")
+    else:
+        problems = error.problems if isinstance(error, ConfigurationError) else [str(error)]
+        for problem in problems:
+            app.display_error(f"{context}: {problem}")
+    app.abort(code=1)
+    raise SystemExit(1)  # app.abort exits; this line satisfies the type checker
+
+
+def remove_if_empty(directory: Path) -> None:
+    """Remove ``directory`` when a failed build left it empty."""
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
+class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
+    """Build the project's WebAssembly component into a Wasm OCI artifact (OCI image layout)."""
+
+    PLUGIN_NAME = "wasm-oci"
+
+    def get_version_api(self) -> dict[str, Any]:
+        return {"standard": self.build_standard}
+
+    def get_default_versions(self) -> list[str]:
+        return ["standard"]
+
+    def clean(self, directory: str, versions: list[str]) -> None:
+        output = Path(directory) / OUTPUT_SUBDIR
+        if output.is_dir():
+            shutil.rmtree(output)
+
+    def build_standard(self, directory: str, **build_data: Any) -> str:
+        """Build the layout; returns its directory (Hatch prints it)."""
+        from hatch_wasm_oci.component_build import build_artifact
+        from hatch_wasm_oci.settings import TARGET_TABLE, parse_settings
+
+        build_dir = Path(directory)
+        try:
+            version = self.metadata.version
+            settings = parse_settings(
+                self.target_config, root=self.root, table=TARGET_TABLE, version=version
+            )
+            output = build_artifact(
+                settings,
+                root=Path(self.root),
+                project=self.metadata.core.config,
+                name=self.metadata.core.name,
+                version=version,
+                out_dir=build_dir / OUTPUT_SUBDIR,
+                exclude=[build_dir],
+                environ=os.environ,
+                log=self.app.display_info,
+                waiting=self.app.display_waiting,
+            )
+        except WasmOciError as error:
+            remove_if_empty(build_dir)
+            abort_build(self.app, error)
+        if output.pack.tar is not None:
+            self.app.display_info(str(output.pack.tar))
+        return str(output.pack.layout)

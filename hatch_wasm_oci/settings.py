@@ -1,0 +1,449 @@
+"""The ``wasm-oci`` configuration table: parsed and checked, with every problem reported at once.
+
+The same keys live in ``[tool.hatch.build.targets.wasm-oci]`` (the builder) and
+``[tool.hatch.build.hooks.wasm-oci]`` (the build hook). Each problem names its full TOML path,
+e.g. ``tool.hatch.build.targets.wasm-oci.componentize-py.world: must be a string``.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
+
+PLUGIN_NAME = "wasm-oci"
+TARGET_TABLE = f"tool.hatch.build.targets.{PLUGIN_NAME}"
+HOOK_TABLE = f"tool.hatch.build.hooks.{PLUGIN_NAME}"
+
+DEFAULT_TAGS = ("{version}",)
+
+#: Keys hatch itself reads from a build target table; never reported as unknown.
+HATCH_TARGET_KEYS = frozenset(
+    {
+        "dependencies",
+        "require-runtime-dependencies",
+        "require-runtime-features",
+        "versions",
+        "hooks",
+        "directory",
+        "include",
+        "exclude",
+        "only-include",
+        "force-include",
+        "sources",
+        "packages",
+        "only-packages",
+        "artifacts",
+        "ignore-vcs",
+        "reproducible",
+        "skip-excluded-dirs",
+        "dev-mode-dirs",
+        "dev-mode-exact",
+        "strict-naming",
+    }
+)
+#: Keys hatch itself reads from a build hook table.
+HATCH_HOOK_KEYS = frozenset(
+    {
+        "dependencies",
+        "require-runtime-dependencies",
+        "require-runtime-features",
+        "enable-by-default",
+    }
+)
+
+COMMON_KEYS = (
+    "componentize-py",
+    "command",
+    "path",
+    "target",
+    "annotations",
+    "tags",
+    "tar",
+    "embed-metadata",
+    "repository",
+)
+HOOK_ONLY_KEYS = ("include-in-wheel", "sdist")
+COMPONENTIZE_PY_KEYS = ("wit-path", "world", "app", "python-path", "stub-wasi", "args")
+
+
+@dataclass(frozen=True)
+class ComponentizePySource:
+    """Compile a Python app with componentize-py against a WIT world."""
+
+    wit_paths: tuple[str, ...]
+    world: str
+    app: str
+    python_path: tuple[str, ...] = ()
+    stub_wasi: bool = False
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandSource:
+    """Run ``command`` from the project root; it writes the component to ``path``.
+
+    A string command runs through the shell; a list runs as is.
+    """
+
+    command: str | tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class PrebuiltSource:
+    """A ``.wasm`` file (component or module) that already exists."""
+
+    path: str
+
+
+ComponentSource = ComponentizePySource | CommandSource | PrebuiltSource
+
+
+@dataclass(frozen=True)
+class WasmOciSettings:
+    """A checked ``wasm-oci`` table; ``table`` is its TOML path, used in later error messages."""
+
+    table: str
+    source: ComponentSource
+    target: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = DEFAULT_TAGS
+    tar: bool = False
+    embed_metadata: bool = True
+    repository: str | None = None
+    include_in_wheel: str | None = None
+    sdist: bool = False
+
+    def key(self, *names: str) -> str:
+        """The full TOML path of a key of this table."""
+        return ".".join((self.table, *names))
+
+    def expand_tags(self, version: str) -> tuple[str, ...]:
+        """The tags for ``version``: templates expanded, each checked against the OCI grammar."""
+        problems: list[str] = []
+        tags = _expand_tags(self.tags, version, self.key("tags"), problems)
+        if problems:
+            raise ConfigurationError(problems)
+        return tags
+
+
+class _Problems:
+    """Collects problems, each prefixed with the TOML path it concerns."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}")
+
+
+def _is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _string(config: Mapping[str, Any], key: str, path: str, problems: _Problems) -> str | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.add(f"{path}.{key}", "must be a non-empty string")
+        return None
+    return value
+
+
+def _bool(
+    config: Mapping[str, Any], key: str, path: str, problems: _Problems, default: bool
+) -> bool:
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        problems.add(f"{path}.{key}", f"must be true or false, not {_describe(value)}")
+        return default
+    return value
+
+
+def _describe(value: object) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "an array",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _str_list(
+    value: object, path: str, problems: _Problems, *, allow_str: bool, allow_empty: bool = True
+) -> tuple[str, ...] | None:
+    if allow_str and isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        wanted = "a string or an array of strings" if allow_str else "an array of strings"
+        problems.add(path, f"must be {wanted}, not {_describe(value)}")
+        return None
+    ok = True
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            problems.add(f"{path}[{index}]", "must be a non-empty string")
+            ok = False
+    if ok and not value and not allow_empty:
+        problems.add(path, "must not be empty")
+        ok = False
+    return tuple(value) if ok else None
+
+
+def _unknown_keys(
+    config: Mapping[str, Any],
+    known: tuple[str, ...],
+    reserved: frozenset[str],
+    path: str,
+    problems: _Problems,
+) -> None:
+    for key in config:
+        if key not in known and key not in reserved:
+            problems.add(f"{path}.{key}", f"unknown key (known keys: {', '.join(known)})")
+
+
+def _relative_to_root(root: Path, rel: str) -> Path:
+    path = Path(rel)
+    return path if path.is_absolute() else root / path
+
+
+def _componentize_py(
+    value: object, path: str, root: Path, problems: _Problems
+) -> ComponentizePySource | None:
+    if not isinstance(value, Mapping):
+        problems.add(path, f"must be a table, not {_describe(value)}")
+        return None
+    _unknown_keys(value, COMPONENTIZE_PY_KEYS, frozenset(), path, problems)
+    before = len(problems.items)
+
+    wit_paths: tuple[str, ...] | None = None
+    if "wit-path" not in value:
+        problems.add(f"{path}.wit-path", "missing: the WIT file or directory defining the world")
+    else:
+        wit_paths = _str_list(
+            value["wit-path"], f"{path}.wit-path", problems, allow_str=True, allow_empty=False
+        )
+        for index, rel in enumerate(wit_paths or ()):
+            if not _relative_to_root(root, rel).exists():
+                where = (
+                    f"{path}.wit-path"
+                    if isinstance(value["wit-path"], str)
+                    else f"{path}.wit-path[{index}]"
+                )
+                problems.add(where, f"{rel!r} does not exist")
+    world = None
+    app = None
+    for key in ("world", "app"):
+        if key not in value:
+            what = "the WIT world to target" if key == "world" else "the Python module of the app"
+            problems.add(f"{path}.{key}", f"missing: {what}")
+    world = _string(value, "world", path, problems)
+    app = _string(value, "app", path, problems)
+    if app is not None and world is not None and app.split(".")[0] == world.replace("-", "_"):
+        problems.add(
+            f"{path}.app",
+            f"{app!r} clashes with the module componentize-py generates for world {world!r}",
+        )
+    python_path: tuple[str, ...] | None = ()
+    if "python-path" in value:
+        python_path = _str_list(
+            value["python-path"], f"{path}.python-path", problems, allow_str=True
+        )
+        for index, rel in enumerate(python_path or ()):
+            if not _relative_to_root(root, rel).is_dir():
+                problems.add(f"{path}.python-path[{index}]", f"{rel!r} is not a directory")
+    stub_wasi = _bool(value, "stub-wasi", path, problems, False)
+    args: tuple[str, ...] | None = ()
+    if "args" in value:
+        args = _str_list(value["args"], f"{path}.args", problems, allow_str=False)
+    if len(problems.items) > before or wit_paths is None or world is None or app is None:
+        return None
+    return ComponentizePySource(
+        wit_paths, world, app, tuple(python_path or ()), stub_wasi, tuple(args or ())
+    )
+
+
+def _expand_tags(
+    templates: tuple[str, ...], version: str, path: str, problems: list[str]
+) -> tuple[str, ...]:
+    from hatch_wasm_oci.tags import validate_tag, version_to_tag
+
+    tags: list[str] = []
+    for index, template in enumerate(templates):
+        where = f"{path}[{index}]"
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        unknown = [name for name in fields if name != "version"]
+        if unknown:
+            problems.append(
+                f"{where}: unknown placeholder {{{unknown[0]}}} in {template!r} "
+                "(only {version} is known)"
+            )
+            continue
+        try:
+            version_tag = version_to_tag(version) if fields else ""
+            tag = validate_tag(template.replace("{version}", version_tag))
+        except WasmOciError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        except ValueError:
+            problems.append(f"{where}: malformed template {template!r}")
+            continue
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def parse_settings(
+    config: Mapping[str, Any],
+    *,
+    root: Path | str,
+    table: str = TARGET_TABLE,
+    hook: bool = False,
+    version: str | None = None,
+) -> WasmOciSettings:
+    """Check a ``wasm-oci`` table and parse it; ConfigurationError lists every problem found.
+
+    ``root`` is the project root (relative paths resolve against it); ``hook`` allows the hook's
+    own keys; ``version``, when given, also expands and checks the tags.
+    """
+    root = Path(root)
+    problems = _Problems()
+    if not isinstance(config, Mapping):
+        raise ConfigurationError([f"{table}: must be a table, not {_describe(config)}"])
+
+    known = COMMON_KEYS + (HOOK_ONLY_KEYS if hook else ())
+    reserved = HATCH_HOOK_KEYS if hook else HATCH_TARGET_KEYS
+    _unknown_keys(config, known, reserved, table, problems)
+
+    given = [key for key in ("componentize-py", "command", "path") if key in config]
+    source: ComponentSource | None = None
+    if "componentize-py" in config and ("command" in config or "path" in config):
+        others = " and ".join(f"`{k}`" for k in given if k != "componentize-py")
+        problems.add(
+            table,
+            f"give exactly one component source: `componentize-py` and {others} are both set",
+        )
+    elif not given:
+        problems.add(
+            table,
+            "no component source: set `componentize-py`, `command` (with `path`) or `path`",
+        )
+    if "componentize-py" in config:
+        source = _componentize_py(
+            config["componentize-py"], f"{table}.componentize-py", root, problems
+        )
+    command: str | tuple[str, ...] | None = None
+    if "command" in config:
+        raw = config["command"]
+        if isinstance(raw, str):
+            if raw.strip():
+                command = raw
+            else:
+                problems.add(f"{table}.command", "must not be empty")
+        else:
+            command = _str_list(
+                raw, f"{table}.command", problems, allow_str=False, allow_empty=False
+            )
+        if "path" not in config:
+            problems.add(
+                f"{table}.path", "missing: `command` needs the path of the .wasm it writes"
+            )
+    wasm_path = _string(config, "path", table, problems) if "path" in config else None
+    if wasm_path is not None and "command" not in config and "componentize-py" not in config:
+        file = _relative_to_root(root, wasm_path)
+        if not file.is_file():
+            problems.add(f"{table}.path", f"{wasm_path!r} does not exist")
+        else:
+            problem = check_wasm_file(file)
+            if problem:
+                problems.add(f"{table}.path", problem)
+    if "componentize-py" not in config:
+        if command is not None and wasm_path is not None:
+            source = CommandSource(command, wasm_path)
+        elif "command" not in config and wasm_path is not None:
+            source = PrebuiltSource(wasm_path)
+
+    target = _string(config, "target", table, problems)
+    annotations: dict[str, str] = {}
+    if "annotations" in config:
+        raw_annotations = config["annotations"]
+        if not isinstance(raw_annotations, Mapping):
+            problems.add(
+                f"{table}.annotations", f"must be a table, not {_describe(raw_annotations)}"
+            )
+        else:
+            for key, value in raw_annotations.items():
+                if not isinstance(value, str):
+                    problems.add(
+                        f"{table}.annotations.{_toml_key(key)}",
+                        f"must be a string, not {_describe(value)}",
+                    )
+                else:
+                    annotations[key] = value
+    tags: tuple[str, ...] | None = DEFAULT_TAGS
+    if "tags" in config:
+        tags = _str_list(
+            config["tags"], f"{table}.tags", problems, allow_str=False, allow_empty=False
+        )
+    if tags is not None and version is not None:
+        _expand_tags(tags, version, f"{table}.tags", problems.items)
+    tar = _bool(config, "tar", table, problems, False)
+    embed = _bool(config, "embed-metadata", table, problems, True)
+    repository = _string(config, "repository", table, problems)
+
+    include_in_wheel = None
+    sdist = False
+    if hook:
+        include_in_wheel = _string(config, "include-in-wheel", table, problems)
+        if include_in_wheel is not None:
+            posix = PurePosixPath(include_in_wheel)
+            if posix.is_absolute() or ".." in posix.parts or "\\" in include_in_wheel:
+                problems.add(
+                    f"{table}.include-in-wheel",
+                    f"must be a relative path inside the wheel, not {include_in_wheel!r}",
+                )
+            elif posix.suffix != ".wasm":
+                problems.add(f"{table}.include-in-wheel", f"{include_in_wheel!r} must end in .wasm")
+        sdist = _bool(config, "sdist", table, problems, False)
+
+    if problems.items or source is None or tags is None:
+        raise ConfigurationError(problems.items or [f"{table}: invalid configuration"])
+    return WasmOciSettings(
+        table=table,
+        source=source,
+        target=target,
+        annotations=annotations,
+        tags=tags,
+        tar=tar,
+        embed_metadata=embed,
+        repository=repository,
+        include_in_wheel=include_in_wheel,
+        sdist=sdist,
+    )
+
+
+def _toml_key(key: str) -> str:
+    bare = set(string.ascii_letters + string.digits + "-_")
+    return key if key and set(key) <= bare else '"' + key.replace('"', '\\"') + '"'
+
+
+def check_wasm_file(path: Path) -> str | None:
+    """None if ``path`` reads as a Wasm module or component, else the reader's one-line reason."""
+    from hatch_wasm_oci.errors import WasmFormatError
+    from hatch_wasm_oci.wasm_binary import read_wasm
+
+    try:
+        read_wasm(path)
+    except WasmFormatError as exc:
+        return f"{path.name} is not a valid Wasm file: {exc.reason}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    return None
