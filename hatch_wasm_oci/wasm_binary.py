@@ -283,25 +283,28 @@ class _WasmFile:
 
 
 def _open(path: str) -> _WasmFile:
+    # stat before open: opening a FIFO would block, and a directory needs its own message.
     try:
+        status = os.stat(path)
+        if stat.S_ISDIR(status.st_mode):
+            raise WasmFormatError(path, "is a directory, not a WebAssembly binary")
+        if not stat.S_ISREG(status.st_mode):
+            raise WasmFormatError(path, "not a regular file")
         handle = open(path, "rb")  # noqa: SIM115 (closed by _WasmFile)
-    except IsADirectoryError:
-        raise WasmFormatError(path, "is a directory, not a WebAssembly binary") from None
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise WasmFormatError(path, "no such file") from None
     except PermissionError:
         raise WasmFormatError(path, "permission denied") from None
-    except OSError as exc:
-        raise WasmFormatError(path, f"cannot open: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: embedded NUL in the path
+        raise WasmFormatError(
+            path, f"cannot open: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
-        status = os.fstat(handle.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            handle.close()
-            raise WasmFormatError(path, "not a regular file")
-        return _WasmFile(path, handle, status.st_size)
+        size = os.fstat(handle.fileno()).st_size
     except OSError as exc:
         handle.close()
         raise WasmFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    return _WasmFile(path, handle, size)
 
 
 def _not_wasm_reason(head: bytes) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "tiny_component",
     "wasi_wit_dir",
     "wasm_tools",
+    "wasm_tools_run",
     "wit_package",
     "wit_world",
 ]
@@ -221,12 +222,20 @@ def _tool(name: str) -> str:
     return found
 
 
+def wasm_tools_run(
+    *args: str | os.PathLike[str], input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``wasm-tools`` with ``args`` and return the finished process (output captured)."""
+    command = [_tool("wasm-tools"), *map(str, args)]
+    return subprocess.run(command, input=input, capture_output=True, check=False)
+
+
 def wasm_tools(*args: str | os.PathLike[str], input: bytes | None = None) -> str:
     """Run ``wasm-tools`` with ``args``; return stdout; fail the test with stderr on error."""
-    command = [_tool("wasm-tools"), *map(str, args)]
-    result = subprocess.run(command, input=input, capture_output=True, check=False)
+    result = wasm_tools_run(*args, input=input)
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed: {result.stderr.decode(errors='replace')}")
+        command = " ".join(["wasm-tools", *map(str, args)])
+        pytest.fail(f"{command} failed: {result.stderr.decode(errors='replace')}")
     return result.stdout.decode()
 
 
