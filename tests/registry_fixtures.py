@@ -1,1 +1,281 @@
-"""Fixtures (placeholder until filled)."""
+"""Session fixtures: Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1.
+
+Variants: anonymous over plain HTTP, htpasswd basic auth, TLS with a CA the test generates, and
+bearer-token auth backed by ``tests.token_server``. Each gets a temporary config and storage and a
+free loopback port (never the packaged default config), and is killed at session end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+TEST_USER = "wasm-publisher"
+TEST_PASSWORD = "s3cret-Pa55word-for-tests"
+TOKEN_SERVICE = "hatch-wasm-oci-test-registry"
+TOKEN_ISSUER = "hatch-wasm-oci-test-issuer"
+
+__all__ = [
+    "TEST_PASSWORD",
+    "TEST_USER",
+    "RegistryServer",
+    "registry_anon",
+    "registry_basic",
+    "registry_tls",
+    "registry_token",
+    "start_registry",
+]
+
+
+@dataclass
+class RegistryServer:
+    """A running registry: ``address`` is ``127.0.0.1:PORT``."""
+
+    address: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    scheme: str = "http"
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def log(self) -> str:
+        """What the registry wrote to stderr/stdout so far."""
+        return (self.root / "registry.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Terminate the registry process (then kill it if it lingers)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server cert for 127.0.0.1/localhost signed by it: (ca, cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hatch-wasm-oci test CA",
+        cwd=directory,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=directory,
+    )
+    (directory / "san.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        cwd=directory,
+    )
+    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
+
+
+def make_signing_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed RSA certificate for signing registry tokens: (cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "token.key",
+        "-out",
+        "token.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hatch-wasm-oci token signer",
+        cwd=directory,
+    )
+    return directory / "token.pem", directory / "token.key"
+
+
+def start_registry(
+    root: Path,
+    *,
+    auth: str = "",
+    tls: tuple[Path, Path] | None = None,
+    timeout: float = 20.0,
+) -> RegistryServer:
+    """Start ``docker-registry serve`` with a config written under ``root``; wait until ready.
+
+    ``auth`` is a YAML fragment for the ``auth:`` section (empty: anonymous).
+    """
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip(f"{REGISTRY_BIN} is not installed (apt-get install docker-registry)")
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    tls_block = ""
+    if tls is not None:
+        tls_block = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
+    config = (
+        "version: 0.1\n"
+        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {root / 'storage'}\n"
+        "  delete:\n    enabled: true\n"
+        "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+        "http:\n"
+        f"  addr: 127.0.0.1:{port}\n"
+        "  secret: hatch-wasm-oci-test-secret\n"
+        f"{tls_block}" + (f"auth:\n{auth}" if auth else "")
+    )
+    config_path = root / "config.yml"
+    config_path.write_text(config)
+    log = (root / "registry.log").open("wb")
+    process = subprocess.Popen(
+        [REGISTRY_BIN, "serve", str(config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root)},
+    )
+    log.close()
+    scheme = "https" if tls else "http"
+    server = RegistryServer(f"127.0.0.1:{port}", root, process, scheme)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited {process.returncode}: {server.log[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(
+                    f"docker-registry did not listen: {server.log[-2000:]}"
+                ) from None
+            time.sleep(0.05)
+    if scheme == "http":
+        with contextlib.suppress(urllib.error.HTTPError):  # 401 is ready too
+            urllib.request.urlopen(f"http://{server.address}/v2/", timeout=5).close()
+    return server
+
+
+@pytest.fixture(scope="session")
+def registry_anon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """An anonymous plain-HTTP registry."""
+    server = start_registry(tmp_path_factory.mktemp("registry-anon"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A plain-HTTP registry with htpasswd basic auth for TEST_USER/TEST_PASSWORD."""
+    if shutil.which("htpasswd") is None:
+        pytest.skip("htpasswd is not installed (apt-get install apache2-utils)")
+    root = tmp_path_factory.mktemp("registry-basic")
+    line = subprocess.run(
+        ["htpasswd", "-Bbn", TEST_USER, TEST_PASSWORD], check=True, capture_output=True
+    ).stdout
+    (root / "htpasswd").write_bytes(line.strip() + b"\n")
+    auth = f"  htpasswd:\n    realm: hatch-wasm-oci-test\n    path: {root / 'htpasswd'}\n"
+    server = start_registry(root, auth=auth)
+    server.username, server.password = TEST_USER, TEST_PASSWORD
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """An anonymous HTTPS registry whose certificate is signed by a CA the test made."""
+    root = tmp_path_factory.mktemp("registry-tls")
+    ca, cert, key = make_ca_and_server_cert(root / "pki")
+    server = start_registry(root, tls=(cert, key))
+    server.ca_file = ca
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A plain-HTTP registry with bearer-token auth from ``tests.token_server``."""
+    from tests.token_server import TokenServer
+
+    root = tmp_path_factory.mktemp("registry-token")
+    cert, key = make_signing_cert(root / "pki")
+    tokens = TokenServer(
+        key, cert, service=TOKEN_SERVICE, issuer=TOKEN_ISSUER, users={TEST_USER: TEST_PASSWORD}
+    ).start()
+    auth = (
+        "  token:\n"
+        f"    realm: {tokens.realm}\n"
+        f"    service: {TOKEN_SERVICE}\n"
+        f"    issuer: {TOKEN_ISSUER}\n"
+        f"    rootcertbundle: {cert}\n"
+    )
+    server = start_registry(root, auth=auth)
+    server.username, server.password = TEST_USER, TEST_PASSWORD
+    server.extra["tokens"] = tokens
+    yield server
+    server.stop()
+    tokens.stop()

@@ -1,0 +1,111 @@
+"""The ``push`` and ``pull`` subcommands of ``hatch-wasm-oci`` (registry code loads lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``push`` and ``pull`` to the ``hatch-wasm-oci`` argument parser."""
+    push = subparsers.add_parser(
+        "push",
+        help="push an OCI layout's manifests to registry references",
+        description=(
+            "Push the manifests of LAYOUT_DIR, byte for byte. REPO:TAG pushes the layout's "
+            "manifest tagged TAG (or its only manifest); REPO alone pushes every tag of the "
+            "layout; REPO@sha256:... pushes that manifest by digest. Credentials: "
+            "HATCH_WASM_OCI_USERNAME/HATCH_WASM_OCI_PASSWORD or HATCH_WASM_OCI_TOKEN, then the "
+            "docker config ($DOCKER_CONFIG or ~/.docker), then anonymous."
+        ),
+    )
+    push.add_argument("layout", metavar="LAYOUT_DIR")
+    push.add_argument("references", metavar="REF", nargs="+")
+    _transport_options(push)
+    push.add_argument(
+        "--dry-run", action="store_true", help="print what would be pushed; contact nothing"
+    )
+    push.add_argument("--summary", metavar="FILE", type=Path, help="write a JSON summary here")
+    push.set_defaults(handler=_cmd_push)
+
+    pull = subparsers.add_parser(
+        "pull",
+        help="pull a Wasm OCI artifact: the .wasm and an OCI layout, digests verified",
+    )
+    pull.add_argument("reference", metavar="REF")
+    pull.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
+    _transport_options(pull)
+    pull.set_defaults(handler=_cmd_pull)
+
+
+def _transport_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry"
+    )
+    parser.add_argument(
+        "--ca-file", metavar="PATH", type=Path, help="trust this PEM CA bundle for TLS"
+    )
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write the JSON summary atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(summary, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.layout_reader import OciLayout
+    from hatch_wasm_oci.registry_push import (
+        PushOptions,
+        chunked_above_from_env,
+        dry_run,
+        plan_push,
+        push,
+    )
+
+    layout = OciLayout.open(args.layout)
+    targets = plan_push(layout, args.references)
+    if args.dry_run:
+        result = dry_run(targets)
+        for target in targets:
+            for tag in target.tags or (None,):
+                where = f":{tag}" if tag else ""
+                print(
+                    f"would push {target.repository}{where}@{target.manifest.digest} "
+                    f"(manifest {target.manifest.size} bytes)"
+                )
+            for blob in target.blobs:
+                print(f"  blob {blob.digest} {blob.size} bytes {blob.media_type}")
+    else:
+        options = PushOptions(
+            plain_http=args.plain_http,
+            ca_file=args.ca_file,
+            chunked_above=chunked_above_from_env(),
+        )
+        result = push(layout, targets, options)
+        for ref in result.references:
+            print(ref.line)
+    if args.summary:
+        write_summary(args.summary, result.summary())
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.registry_pull import pull
+
+    result = pull(args.reference, args.output, plain_http=args.plain_http, ca_file=args.ca_file)
+    pinned = result.reference if "@" in result.reference else f"{result.reference}@{result.digest}"
+    print(f"{pinned} -> {result.wasm} (layout {result.layout})")
+    return 0

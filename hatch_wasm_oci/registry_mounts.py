@@ -1,0 +1,69 @@
+"""Where blobs were pushed before, so a later push can mount them instead of uploading.
+
+Like docker's ``v2metadata-by-digest`` and skopeo's blob-info cache, this is a small local
+record: ``$XDG_CACHE_HOME/hatch-wasm-oci/blob-locations.json`` maps host -> digest -> the
+repositories (most recent last) that received the blob from this machine. It holds no secrets;
+a stale entry costs one mount attempt that the registry answers with an ordinary upload session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MAX_REPOS_PER_BLOB = 8
+MAX_BLOBS_PER_HOST = 2000
+
+
+def cache_path() -> Path:
+    """The blob-location file under ``$XDG_CACHE_HOME`` (default ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hatch-wasm-oci" / "blob-locations.json"
+
+
+class BlobLocations:
+    """Load, query and record blob locations; failures to read or write are ignored."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_path()
+        self._data: dict[str, dict[str, list[str]]] = {}
+        try:
+            raw: Any = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raw = {}
+        if isinstance(raw, dict):
+            for host, blobs in raw.items():
+                if isinstance(host, str) and isinstance(blobs, dict):
+                    self._data[host] = {
+                        d: [r for r in repos if isinstance(r, str)]
+                        for d, repos in blobs.items()
+                        if isinstance(d, str) and isinstance(repos, list)
+                    }
+
+    def candidates(self, host: str, digest: str, exclude: str) -> list[str]:
+        """Repositories on ``host`` known to hold ``digest``, most recent first."""
+        repos = self._data.get(host, {}).get(digest, [])
+        return [r for r in reversed(repos) if r != exclude]
+
+    def record(self, host: str, digest: str, repository: str) -> None:
+        """Remember that ``repository`` on ``host`` now holds ``digest``."""
+        blobs = self._data.setdefault(host, {})
+        repos = [r for r in blobs.pop(digest, []) if r != repository]
+        repos.append(repository)
+        blobs[digest] = repos[-MAX_REPOS_PER_BLOB:]
+        while len(blobs) > MAX_BLOBS_PER_HOST:
+            blobs.pop(next(iter(blobs)))
+
+    def save(self) -> None:
+        """Write the file atomically (best effort)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".blob-locations.", dir=self.path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(self._data, out, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass

@@ -1,0 +1,464 @@
+"""Pushing the manifests of an OCI layout, byte for byte, to registry references.
+
+Order per repository: every blob is confirmed (present, mounted or uploaded and acknowledged)
+before the first manifest PUT, and extra tags follow the first, so no tag a push creates ever
+points at missing content.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hatch_wasm_oci.docker_auth import resolve_credentials
+from hatch_wasm_oci.errors import LayoutError, RegistryError
+from hatch_wasm_oci.layout import Descriptor
+from hatch_wasm_oci.layout_reader import OciLayout
+from hatch_wasm_oci.reference import Reference, parse_reference
+from hatch_wasm_oci.registry_client import (
+    Backoff,
+    FileSlice,
+    Progress,
+    RegistryClient,
+    TransientError,
+)
+from hatch_wasm_oci.registry_errors import CHUNK_ENV, registry_codes
+from hatch_wasm_oci.registry_mounts import BlobLocations
+
+DEFAULT_CHUNKED_ABOVE = 1 << 30
+DEFAULT_CHUNK_SIZE = 64 << 20
+PROGRESS_ABOVE = 8 << 20
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """One manifest of the layout going to one repository under zero or more tags."""
+
+    repository: Reference
+    manifest: Descriptor
+    tags: tuple[str, ...]
+    blobs: tuple[Descriptor, ...]
+
+
+@dataclass(frozen=True)
+class PushedReference:
+    """A reference that now names the pushed manifest."""
+
+    reference: str
+    repository: str
+    digest: str
+    size: int
+    media_type: str
+
+    @property
+    def line(self) -> str:
+        """``REF@sha256:...`` (just ``REPO@sha256:...`` when pushed by digest)."""
+        if self.reference.endswith(self.digest):
+            return self.reference
+        return f"{self.reference}@{self.digest}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary entry for signing tools."""
+        return {
+            "reference": self.reference,
+            "repository": self.repository,
+            "pinned": f"{self.repository}@{self.digest}",
+            "digest": self.digest,
+            "size": self.size,
+            "mediaType": self.media_type,
+        }
+
+
+@dataclass
+class PushStats:
+    """Counters of one push."""
+
+    blob_bytes_sent: int = 0
+    blobs_uploaded: int = 0
+    blobs_present: int = 0
+    blobs_mounted: int = 0
+    manifests_put: int = 0
+
+
+@dataclass
+class PushResult:
+    """What a push (or a dry run) did."""
+
+    references: list[PushedReference] = field(default_factory=list)
+    stats: PushStats = field(default_factory=PushStats)
+    dry_run: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary: references, digests and sizes (never credentials)."""
+        return {
+            "dryRun": self.dry_run,
+            "references": [r.to_json() for r in self.references],
+            "stats": {
+                "blobBytesSent": self.stats.blob_bytes_sent,
+                "blobsUploaded": self.stats.blobs_uploaded,
+                "blobsAlreadyPresent": self.stats.blobs_present,
+                "blobsMounted": self.stats.blobs_mounted,
+                "manifestsPut": self.stats.manifests_put,
+            },
+        }
+
+
+@dataclass
+class PushOptions:
+    """Transport and upload settings."""
+
+    plain_http: bool = False
+    ca_file: Path | None = None
+    chunked_above: int = DEFAULT_CHUNKED_ABOVE
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    progress: bool | None = None
+    environ: Mapping[str, str] | None = None
+    locations: BlobLocations | None = None
+
+
+def chunked_above_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """The chunked-upload threshold in bytes from HATCH_WASM_OCI_CHUNKED_ABOVE (or the default)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(CHUNK_ENV)
+    return parse_size(raw, CHUNK_ENV) if raw else DEFAULT_CHUNKED_ABOVE
+
+
+def parse_size(text: str, what: str) -> int:
+    """Bytes from ``123``, ``64k``, ``16M`` or ``1G`` (binary units)."""
+    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
+    factor = 1
+    if raw and raw[-1] in "kmg":
+        factor = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[raw[-1]]
+        raw = raw[:-1]
+    if not raw.isdigit():
+        raise RegistryError(f"{what}: {text!r} is not a size in bytes (e.g. 536870912 or 512M)")
+    return int(raw) * factor
+
+
+def _manifest_blobs(layout: OciLayout, desc: Descriptor) -> tuple[Descriptor, ...]:
+    manifest = layout.manifest(desc)
+    items = [manifest.get("config"), *(manifest.get("layers") or [])]
+    blobs: list[Descriptor] = []
+    for item in items:
+        blob = Descriptor.from_json(item)
+        path = layout.blob_path(blob.digest)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise LayoutError(f"{layout.path}: blob {blob.digest} is missing") from None
+        if size != blob.size:
+            raise LayoutError(
+                f"{layout.path}: blob {blob.digest} has {size} bytes, descriptor says {blob.size}"
+            )
+        if blob.digest not in {b.digest for b in blobs}:
+            blobs.append(blob)
+    return tuple(blobs)
+
+
+def plan_push(layout: OciLayout, references: Sequence[str]) -> list[PushTarget]:
+    """Which manifest goes where under which tags.
+
+    ``REPO:TAG`` pushes the layout's manifest tagged TAG (or its only manifest, tagged TAG);
+    ``REPO`` pushes every tag of the layout; ``REPO@sha256:...`` pushes that manifest by digest.
+    """
+    if not references:
+        raise RegistryError("no reference to push to")
+    tags = layout.tags()
+    manifests = {d.digest: d for d in layout.manifests()}
+    if not manifests:
+        raise LayoutError(f"{layout.path}: the layout holds no manifest")
+    wanted: dict[tuple[str, str], tuple[Reference, Descriptor, list[str]]] = {}
+
+    def add(ref: Reference, desc: Descriptor, tag: str | None) -> None:
+        key = (ref.repo_ref, desc.digest)
+        entry = wanted.setdefault(key, (Reference(ref.host, ref.repository), desc, []))
+        if tag and tag not in entry[2]:
+            entry[2].append(tag)
+
+    for text in references:
+        ref = parse_reference(text)
+        if ref.digest:
+            if ref.digest not in manifests:
+                raise RegistryError(f"{text}: the layout has no manifest {ref.digest}")
+            add(ref, manifests[ref.digest], ref.tag)
+        elif ref.tag:
+            if ref.tag in tags:
+                add(ref, tags[ref.tag], ref.tag)
+            elif len(manifests) == 1:
+                add(ref, next(iter(manifests.values())), ref.tag)
+            else:
+                known = ", ".join(sorted(tags)) or "none"
+                raise RegistryError(
+                    f"{text}: the layout has several manifests and no tag {ref.tag!r} "
+                    f"(its tags: {known})"
+                )
+        elif tags:
+            for tag, desc in tags.items():
+                add(ref, desc, tag)
+        elif len(manifests) == 1:
+            add(ref, next(iter(manifests.values())), None)
+        else:
+            raise RegistryError(f"{text}: the layout has several untagged manifests; name a digest")
+    blob_cache: dict[str, tuple[Descriptor, ...]] = {}
+    targets = []
+    for repo, desc, tag_list in wanted.values():
+        if desc.digest not in blob_cache:
+            layout.manifest_bytes(desc)  # checks size and digest of the manifest itself
+            blob_cache[desc.digest] = _manifest_blobs(layout, desc)
+        targets.append(PushTarget(repo, desc, tuple(tag_list), blob_cache[desc.digest]))
+    return targets
+
+
+def _pushed(target: PushTarget, tag: str | None) -> PushedReference:
+    repo = target.repository.repo_ref
+    desc = target.manifest
+    name = f"{repo}:{tag}" if tag else f"{repo}@{desc.digest}"
+    return PushedReference(name, repo, desc.digest, desc.size, desc.media_type)
+
+
+def dry_run(targets: Sequence[PushTarget]) -> PushResult:
+    """What ``push`` would do, contacting nothing."""
+    result = PushResult(dry_run=True)
+    for target in targets:
+        for tag in target.tags or (None,):
+            result.references.append(_pushed(target, tag))
+    return result
+
+
+class _Pusher:
+    def __init__(self, layout: OciLayout, options: PushOptions) -> None:
+        self.layout = layout
+        self.options = options
+        self.stats = PushStats()
+        self.clients: dict[str, RegistryClient] = {}
+        self.locations = options.locations or BlobLocations()
+        self.pushed_here: dict[tuple[str, str], list[str]] = {}
+
+    def client(self, ref: Reference) -> RegistryClient:
+        host = ref.api_host
+        if host not in self.clients:
+            creds = resolve_credentials(ref.host, self.options.environ)
+            self.clients[host] = RegistryClient(
+                host, creds, plain_http=self.options.plain_http, ca_file=self.options.ca_file
+            )
+        return self.clients[host]
+
+    def push_repository(self, targets: list[PushTarget]) -> list[PushedReference]:
+        ref = targets[0].repository
+        client = self.client(ref)
+        repo = ref.repository
+        client.want(repo, "pull", "push")
+        seen: set[str] = set()
+        for target in targets:
+            for blob in target.blobs:
+                if blob.digest not in seen:
+                    seen.add(blob.digest)
+                    self.ensure_blob(client, repo, blob)
+                    self.locations.record(client.host, blob.digest, repo)
+                    self.pushed_here.setdefault((client.host, blob.digest), []).append(repo)
+        out = []
+        for target in targets:
+            data = self.layout.manifest_bytes(target.manifest)
+            names: list[str | None] = list(target.tags) or [None]
+            for name in names:
+                self.put_manifest(client, repo, target.manifest, data, name)
+                out.append(_pushed(target, name))
+        return out
+
+    def put_manifest(
+        self, client: RegistryClient, repo: str, desc: Descriptor, data: bytes, tag: str | None
+    ) -> None:
+        where = f"{client.host}/{repo}:{tag}" if tag else f"{client.host}/{repo}@{desc.digest}"
+        action = f"pushing manifest {where}"
+        response = client.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{tag or desc.digest}",
+            repository=repo,
+            action=action,
+            what="manifest",
+            headers={"Content-Type": desc.media_type},
+            body=lambda: data,
+        )
+        if response.status_code not in (200, 201):
+            raise client.error(response, action=action, repository=repo, what="manifest")
+        echoed = response.headers.get("Docker-Content-Digest")
+        if echoed and echoed != desc.digest:
+            raise RegistryError(
+                f"{action}: the registry stored digest {echoed}, not {desc.digest} "
+                "(it rewrote the manifest)"
+            )
+        self.stats.manifests_put += 1
+
+    def ensure_blob(self, client: RegistryClient, repo: str, blob: Descriptor) -> None:
+        short = blob.digest[:19]
+        action = f"pushing blob {short} to {client.host}/{repo}"
+        head = client.request(
+            "HEAD", f"/v2/{repo}/blobs/{blob.digest}", repository=repo, action=action
+        )
+        head.close()
+        if head.status_code == 200:
+            self.stats.blobs_present += 1
+            return
+        if head.status_code != 404:
+            raise client.error(head, action=action, repository=repo, what="blob")
+        location = self.try_mount(client, repo, blob, action)
+        if location is None:
+            return
+        backoff = Backoff(client.retry)
+        while True:
+            try:
+                if location is None:
+                    location = self.start_upload(client, repo, action)
+                if blob.size > self.options.chunked_above:
+                    self.upload_chunked(client, repo, blob, location, action)
+                else:
+                    self.upload_monolithic(client, repo, blob, location, action)
+                self.stats.blobs_uploaded += 1
+                return
+            except TransientError as exc:
+                location = None
+                backoff.wait_or_raise(exc.description, exc.retry_after, action)
+
+    def try_mount(
+        self, client: RegistryClient, repo: str, blob: Descriptor, action: str
+    ) -> str | None:
+        """Mount from a repository known to hold the blob; returns an upload URL, or None if
+        mounted."""
+        here = [r for r in self.pushed_here.get((client.host, blob.digest), []) if r != repo]
+        candidates = list(reversed(here)) + self.locations.candidates(
+            client.host, blob.digest, repo
+        )
+        if not candidates:
+            return self.start_upload(client, repo, action)
+        source = candidates[0]
+        client.want(source, "pull")
+        response = client.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            repository=repo,
+            action=action,
+            params=[("mount", blob.digest), ("from", source)],
+        )
+        response.close()
+        if response.status_code == 201:
+            self.stats.blobs_mounted += 1
+            return None
+        if response.status_code == 202 and response.headers.get("Location"):
+            return response.headers["Location"]
+        raise client.error(response, action=action, repository=repo, what="blob")
+
+    def start_upload(self, client: RegistryClient, repo: str, action: str) -> str:
+        response = client.request(
+            "POST", f"/v2/{repo}/blobs/uploads/", repository=repo, action=action
+        )
+        response.close()
+        location = response.headers.get("Location")
+        if response.status_code != 202 or not location:
+            raise client.error(response, action=action, repository=repo, what="blob")
+        return location
+
+    def _body(self, blob: Descriptor, offset: int, length: int, progress: Progress) -> Any:
+        path = self.layout.blob_path(blob.digest)
+
+        def on_read(count: int) -> None:
+            self.stats.blob_bytes_sent += count
+            progress.advance(count)
+
+        return lambda: FileSlice(path, offset, length, on_read)
+
+    def _progress(self, blob: Descriptor) -> Progress:
+        enabled = self.options.progress
+        if blob.size < PROGRESS_ABOVE:
+            enabled = False
+        return Progress(f"uploading {blob.digest[:19]}", blob.size, enabled)
+
+    def _finish(
+        self, client: RegistryClient, repo: str, blob: Descriptor, action: str, response: Any
+    ) -> None:
+        if response.status_code == 201:
+            echoed = response.headers.get("Docker-Content-Digest")
+            if echoed and echoed != blob.digest:
+                raise RegistryError(f"{action}: the registry computed digest {echoed}")
+            return
+        codes = {code for code, _ in registry_codes(response.content)}
+        if response.status_code == 400 and "DIGEST_INVALID" in codes:
+            raise RegistryError(
+                f"{action} failed: the registry says the bytes do not match {blob.digest} — "
+                f"hint: run hatch-wasm-oci verify {self.layout.path}"
+            )
+        raise client.error(response, action=action, repository=repo, what="blob")
+
+    def upload_monolithic(
+        self, client: RegistryClient, repo: str, blob: Descriptor, location: str, action: str
+    ) -> None:
+        progress = self._progress(blob)
+        try:
+            response = client.request(
+                "PUT",
+                location,
+                repository=repo,
+                action=action,
+                params=[("digest", blob.digest)],
+                headers={"Content-Type": "application/octet-stream"},
+                body=self._body(blob, 0, blob.size, progress),
+                retry=False,
+            )
+        finally:
+            progress.finish()
+        self._finish(client, repo, blob, action, response)
+
+    def upload_chunked(
+        self, client: RegistryClient, repo: str, blob: Descriptor, location: str, action: str
+    ) -> None:
+        progress = self._progress(blob)
+        step = max(1, self.options.chunk_size)
+        try:
+            for offset in range(0, blob.size, step):
+                length = min(step, blob.size - offset)
+                response = client.request(
+                    "PATCH",
+                    location,
+                    repository=repo,
+                    action=action,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{offset + length - 1}",
+                    },
+                    body=self._body(blob, offset, length, progress),
+                    retry=False,
+                )
+                response.close()
+                if response.status_code != 202 or not response.headers.get("Location"):
+                    raise client.error(response, action=action, repository=repo, what="blob")
+                location = response.headers["Location"]
+        finally:
+            progress.finish()
+        response = client.request(
+            "PUT",
+            location,
+            repository=repo,
+            action=action,
+            params=[("digest", blob.digest)],
+            headers={"Content-Type": "application/octet-stream"},
+            body=lambda: b"",
+            retry=False,
+        )
+        self._finish(client, repo, blob, action, response)
+
+
+def push(layout: OciLayout, targets: Sequence[PushTarget], options: PushOptions) -> PushResult:
+    """Push ``targets`` (from ``plan_push``); RegistryError names what failed and why."""
+    pusher = _Pusher(layout, options)
+    result = PushResult(stats=pusher.stats)
+    groups: dict[str, list[PushTarget]] = {}
+    for target in targets:
+        groups.setdefault(target.repository.repo_ref, []).append(target)
+    try:
+        for group in groups.values():
+            result.references.extend(pusher.push_repository(group))
+    finally:
+        pusher.locations.save()
+    return result
