@@ -1,0 +1,311 @@
+"""The wasm-oci configuration table: every problem reported at once, each with its TOML path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hatch_wasm_oci.errors import ConfigurationError
+from hatch_wasm_oci.project_annotations import git_revision, metadata_fields, project_annotations
+from hatch_wasm_oci.settings import (
+    HOOK_TABLE,
+    TARGET_TABLE,
+    CommandSource,
+    ComponentizePySource,
+    PrebuiltSource,
+    parse_settings,
+)
+
+T = TARGET_TABLE
+
+
+@pytest.fixture
+def root(tmp_path: Path, tiny_component: Path) -> Path:
+    (tmp_path / "wit").mkdir()
+    (tmp_path / "wit" / "world.wit").write_text("package acme:calc@1.2.0;\nworld calculator {}\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "prebuilt.wasm").write_bytes(tiny_component.read_bytes())
+    (tmp_path / "notwasm.wasm").write_text("this is text, not wasm\n")
+    return tmp_path
+
+
+CPY = {"wit-path": "wit", "world": "calculator", "app": "calc_app"}
+
+
+def problems(config: dict[str, Any], root: Path, **kwargs: Any) -> list[str]:
+    with pytest.raises(ConfigurationError) as info:
+        parse_settings(config, root=root, **kwargs)
+    assert str(info.value) == "; ".join(info.value.problems)
+    return info.value.problems
+
+
+def test_componentize_py_source_parsed(root: Path) -> None:
+    settings = parse_settings(
+        {
+            "componentize-py": {
+                **CPY,
+                "wit-path": ["wit"],
+                "python-path": ["src"],
+                "stub-wasi": True,
+                "args": ["--all-features"],
+            },
+            "target": "acme:calc/calculator@1.2.0",
+            "annotations": {"org.example.team": "calc"},
+            "tags": ["{version}", "latest"],
+            "tar": True,
+            "embed-metadata": False,
+            "repository": "ghcr.io/acme/calc",
+            "dependencies": ["x"],  # hatch's own key: accepted silently
+            "versions": ["standard"],
+        },
+        root=root,
+        version="1.2.0+local.7",
+    )
+    assert settings.source == ComponentizePySource(
+        ("wit",), "calculator", "calc_app", ("src",), True, ("--all-features",)
+    )
+    assert settings.target == "acme:calc/calculator@1.2.0"
+    assert dict(settings.annotations) == {"org.example.team": "calc"}
+    assert settings.expand_tags("1.2.0+local.7") == ("1.2.0_local.7", "latest")
+    assert (settings.tar, settings.embed_metadata) == (True, False)
+    assert settings.repository == "ghcr.io/acme/calc"
+
+
+def test_defaults(root: Path) -> None:
+    settings = parse_settings({"path": "prebuilt.wasm"}, root=root)
+    assert settings.source == PrebuiltSource("prebuilt.wasm")
+    assert settings.tags == ("{version}",)
+    assert settings.expand_tags("2.0.1") == ("2.0.1",)
+    assert (settings.tar, settings.embed_metadata, settings.target) == (False, True, None)
+
+
+def test_command_source(root: Path) -> None:
+    settings = parse_settings({"command": ["make", "wasm"], "path": "out/c.wasm"}, root=root)
+    assert settings.source == CommandSource(("make", "wasm"), "out/c.wasm")
+    settings = parse_settings({"command": "make wasm && true", "path": "out/c.wasm"}, root=root)
+    assert settings.source == CommandSource("make wasm && true", "out/c.wasm")
+
+
+def test_two_sources(root: Path) -> None:
+    assert problems({"componentize-py": CPY, "path": "prebuilt.wasm"}, root) == [
+        f"{T}: give exactly one component source: `componentize-py` and `path` are both set"
+    ]
+    assert problems({"componentize-py": CPY, "command": "x", "path": "a.wasm"}, root) == [
+        f"{T}: give exactly one component source: `componentize-py` and `command` and `path` "
+        "are both set"
+    ]
+
+
+def test_no_source(root: Path) -> None:
+    assert problems({"tar": True}, root) == [
+        f"{T}: no component source: set `componentize-py`, `command` (with `path`) or `path`"
+    ]
+
+
+def test_command_without_path(root: Path) -> None:
+    assert problems({"command": ["make"]}, root) == [
+        f"{T}.path: missing: `command` needs the path of the .wasm it writes"
+    ]
+
+
+def test_missing_and_invalid_prebuilt_path(root: Path) -> None:
+    assert problems({"path": "nope.wasm"}, root) == [f"{T}.path: 'nope.wasm' does not exist"]
+    (only,) = problems({"path": "notwasm.wasm"}, root)
+    assert only.startswith(f"{T}.path: notwasm.wasm is not a valid Wasm file: ")
+
+
+def test_every_problem_reported_at_once(root: Path) -> None:
+    found = problems(
+        {
+            "componentize-py": {
+                "wit-path": ["wit", "missing-wit", 3],
+                "world": 5,
+                "python-path": ["nodir"],
+                "stub-wasi": "yes",
+                "args": "--flag",
+                "colour": "blue",
+            },
+            "target": "",
+            "annotations": {"a": 1, "b.c": ["x"]},
+            "tags": ["{version}", "bad tag", "{nope}"],
+            "tar": "true",
+            "embed-metadata": 1,
+            "repository": 7,
+            "include-in-wheel": "pkg/c.wasm",
+            "unknown": 1,
+        },
+        root,
+        version="1.0",
+    )
+    cpy = f"{T}.componentize-py"
+    assert found == [
+        f"{T}.include-in-wheel: unknown key (known keys: componentize-py, command, path, target, "
+        "annotations, tags, tar, embed-metadata, repository)",
+        f"{T}.unknown: unknown key (known keys: componentize-py, command, path, target, "
+        "annotations, tags, tar, embed-metadata, repository)",
+        f"{cpy}.colour: unknown key (known keys: wit-path, world, app, python-path, stub-wasi, "
+        "args)",
+        f"{cpy}.wit-path[2]: must be a non-empty string",
+        f"{cpy}.app: missing: the Python module of the app",
+        f"{cpy}.world: must be a non-empty string",
+        f"{cpy}.python-path[0]: 'nodir' is not a directory",
+        f"{cpy}.stub-wasi: must be true or false, not a string",
+        f"{cpy}.args: must be an array of strings, not a string",
+        f"{T}.target: must be a non-empty string",
+        f"{T}.annotations.a: must be a string, not an integer",
+        f'{T}.annotations."b.c": must be a string, not an array',
+        f"{T}.tags[1]: invalid OCI tag 'bad tag': a tag is 1-128 characters of letters, "
+        "digits, '_', '.' and '-', and does not start with '.' or '-'",
+        f"{T}.tags[2]: unknown placeholder {{nope}} in '{{nope}}' (only {{version}} is known)",
+        f"{T}.tar: must be true or false, not a string",
+        f"{T}.embed-metadata: must be true or false, not an integer",
+        f"{T}.repository: must be a non-empty string",
+    ]
+
+
+def test_wit_path_that_does_not_exist(root: Path) -> None:
+    assert problems({"componentize-py": {**CPY, "wit-path": "nowit"}}, root) == [
+        f"{T}.componentize-py.wit-path: 'nowit' does not exist"
+    ]
+    assert problems({"componentize-py": {**CPY, "wit-path": ["wit", "nowit"]}}, root) == [
+        f"{T}.componentize-py.wit-path[1]: 'nowit' does not exist"
+    ]
+
+
+def test_componentize_py_missing_keys_and_wrong_type(root: Path) -> None:
+    assert problems({"componentize-py": {}}, root) == [
+        f"{T}.componentize-py.wit-path: missing: the WIT file or directory defining the world",
+        f"{T}.componentize-py.world: missing: the WIT world to target",
+        f"{T}.componentize-py.app: missing: the Python module of the app",
+    ]
+    assert problems({"componentize-py": "wit"}, root) == [
+        f"{T}.componentize-py: must be a table, not a string"
+    ]
+
+
+def test_app_named_like_the_world(root: Path) -> None:
+    assert problems({"componentize-py": {**CPY, "app": "calculator"}}, root) == [
+        f"{T}.componentize-py.app: 'calculator' clashes with the module componentize-py "
+        "generates for world 'calculator'"
+    ]
+
+
+def test_wrong_types_of_sources(root: Path) -> None:
+    assert problems({"command": [], "path": "x.wasm"}, root) == [f"{T}.command: must not be empty"]
+    assert problems({"command": 3, "path": "x.wasm"}, root) == [
+        f"{T}.command: must be an array of strings, not an integer"
+    ]
+    assert problems({"path": 3}, root) == [f"{T}.path: must be a non-empty string"]
+
+
+def test_tags_rules(root: Path) -> None:
+    assert problems({"path": "prebuilt.wasm", "tags": []}, root) == [f"{T}.tags: must not be empty"]
+    assert problems({"path": "prebuilt.wasm", "tags": "latest"}, root) == [
+        f"{T}.tags: must be an array of strings, not a string"
+    ]
+    assert problems({"path": "prebuilt.wasm"}, root, version="1!2.0") == [
+        f"{T}.tags[0]: version '1!2.0' has an epoch ('!'), which no OCI tag can spell; "
+        "set explicit tags"
+    ]
+    # Explicit tags make an epoch version buildable.
+    settings = parse_settings({"path": "prebuilt.wasm", "tags": ["v2"]}, root=root, version="1!2")
+    assert settings.expand_tags("1!2") == ("v2",)
+
+
+def test_hook_keys(root: Path) -> None:
+    settings = parse_settings(
+        {
+            "path": "prebuilt.wasm",
+            "include-in-wheel": "pkg/component.wasm",
+            "sdist": True,
+            "enable-by-default": False,
+        },
+        root=root,
+        table=HOOK_TABLE,
+        hook=True,
+    )
+    assert (settings.include_in_wheel, settings.sdist) == ("pkg/component.wasm", True)
+    assert problems(
+        {"path": "prebuilt.wasm", "include-in-wheel": "../x.wasm", "sdist": "no", "versions": []},
+        root,
+        table=HOOK_TABLE,
+        hook=True,
+    ) == [
+        f"{HOOK_TABLE}.versions: unknown key (known keys: componentize-py, command, path, "
+        "target, annotations, tags, tar, embed-metadata, repository, include-in-wheel, sdist)",
+        f"{HOOK_TABLE}.include-in-wheel: must be a relative path inside the wheel, not '../x.wasm'",
+        f"{HOOK_TABLE}.sdist: must be true or false, not a string",
+    ]
+    assert problems(
+        {"path": "prebuilt.wasm", "include-in-wheel": "pkg/c.txt"},
+        root,
+        table=HOOK_TABLE,
+        hook=True,
+    ) == [f"{HOOK_TABLE}.include-in-wheel: 'pkg/c.txt' must end in .wasm"]
+
+
+def test_table_not_a_table(root: Path) -> None:
+    assert problems(["x"], root) == [f"{T}: must be a table, not an array"]  # type: ignore[arg-type]
+
+
+def test_project_annotations_key_by_key() -> None:
+    project = {
+        "name": "Acme-Calc",
+        "version": "1.2.0",
+        "description": "A calculator\n  component",
+        "license": {"text": "MIT"},
+        "authors": [{"name": "Ada", "email": "ada@example.com"}, {"name": "Bob"}],
+        "maintainers": [{"email": "ops@example.com"}, {"name": "Ada", "email": "ada@example.com"}],
+        "urls": {
+            "Homepage": "https://example.com",
+            "Source Code": "https://github.com/acme/calc",
+            "Documentation": "https://docs.example.com",
+            "Issues": "https://github.com/acme/calc/issues",
+        },
+    }
+    annotations = project_annotations(project)
+    assert annotations == {
+        "org.opencontainers.image.title": "Acme-Calc",
+        "org.opencontainers.image.version": "1.2.0",
+        "org.opencontainers.image.description": "A calculator component",
+        "org.opencontainers.image.licenses": "MIT",
+        "org.opencontainers.image.authors": "Ada <ada@example.com>, Bob, ops@example.com",
+        "org.opencontainers.image.source": "https://github.com/acme/calc",
+        "org.opencontainers.image.url": "https://example.com",
+        "org.opencontainers.image.documentation": "https://docs.example.com",
+    }
+    assert project_annotations({"name": "x", "license": "Apache-2.0 OR MIT"}, version="3") == {
+        "org.opencontainers.image.title": "x",
+        "org.opencontainers.image.version": "3",
+        "org.opencontainers.image.licenses": "Apache-2.0 OR MIT",
+    }
+    assert project_annotations({"urls": {"Repository": "https://r"}}) == {
+        "org.opencontainers.image.source": "https://r"
+    }
+    assert metadata_fields(annotations) == {
+        "authors": "Ada <ada@example.com>, Bob, ops@example.com",
+        "description": "A calculator component",
+        "licenses": "MIT",
+        "source": "https://github.com/acme/calc",
+        "homepage": "https://example.com",
+        "version": "1.2.0",
+    }
+
+
+def test_git_revision(tmp_path: Path) -> None:
+    import subprocess
+
+    assert git_revision(tmp_path) is None
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    assert git_revision(tmp_path) is None  # no commit yet
+    (tmp_path / "f").write_text("x")
+    subprocess.run([*git, "-C", str(tmp_path), "add", "f"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "c"], check=True)
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert len(head) == 40
+    assert git_revision(tmp_path) == head
