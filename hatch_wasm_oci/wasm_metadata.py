@@ -1,0 +1,192 @@
+"""Write the ``wasm-metadata`` custom sections into a Wasm binary, as ``wasm-tools metadata add``.
+
+The fields (``authors``, ``description``, ``licenses``, ``source``, ``homepage``, ``revision``,
+``version``) are top-level custom sections holding one UTF-8 string each. Like wasm-tools,
+:func:`embed_metadata` removes every such section and appends the merged set at the end of the
+top level, in that order; all other sections are copied byte for byte, in chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
+from hatch_wasm_oci.leb128 import encode_u32
+from hatch_wasm_oci.wasm_binary import METADATA_FIELDS, read_wasm, section_headers
+
+__all__ = ["METADATA_FIELDS", "embed_metadata", "normalize_field"]
+
+_CHUNK = 1024 * 1024
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", re.DOTALL)
+# Schemes the WHATWG URL standard (and the Rust `url` crate wasm-tools uses) treats as special.
+_SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp", "file"})
+
+
+def embed_metadata(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], fields: Mapping[str, str]
+) -> None:
+    """Copy the Wasm binary ``src`` to ``dst`` with the metadata ``fields`` added or replaced.
+
+    Fields not named keep their current value; an empty string removes a field. ``dst`` is
+    written atomically (a temporary file beside it, then a rename), so ``src == dst`` works
+    and a failure leaves ``dst`` as it was.
+
+    Raises ``ValueError`` for a field name outside :data:`METADATA_FIELDS` (a programming
+    error), :class:`~hatch_wasm_oci.errors.WasmOciError` for a value wasm-tools would reject
+    (``licenses`` not an SPDX expression, ``source``/``homepage`` not an absolute URL) or when
+    ``dst`` cannot be written, and :class:`~hatch_wasm_oci.errors.WasmFormatError` when
+    ``src`` is not a well-formed Wasm binary.
+    """
+    unknown = sorted(set(fields) - set(METADATA_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"unknown metadata field(s) {', '.join(unknown)}; "
+            f"expected among {', '.join(METADATA_FIELDS)}"
+        )
+    updates = {name: normalize_field(name, value) for name, value in fields.items()}
+    source_path = os.fspath(src)
+    info = read_wasm(source_path)
+    merged = {name: getattr(info.metadata, name) for name in METADATA_FIELDS}
+    merged.update(updates)
+    _, headers = section_headers(source_path)
+    keep: list[tuple[int, int]] = [(0, 8)]
+    for header in headers:
+        if header.custom_name in METADATA_FIELDS:
+            continue
+        if keep[-1][1] == header.offset:
+            keep[-1] = (keep[-1][0], header.end)
+        else:
+            keep.append((header.offset, header.end))
+    tail = b"".join(
+        _custom_section(name, value)
+        for name in METADATA_FIELDS
+        if (value := merged[name]) is not None and value != ""
+    )
+    _write_atomically(source_path, Path(os.fspath(dst)), keep, tail, info.size)
+
+
+def normalize_field(name: str, value: str) -> str:
+    """Check a field value as wasm-tools would and return it as wasm-tools stores it.
+
+    URLs get the normalisation of the Rust ``url`` crate for the common cases (scheme and
+    host lower-cased, ``/`` as the empty path of a special scheme); ``licenses`` is checked
+    against the SPDX license list when :mod:`packaging` (>= 24.2) is installed. ``""`` is
+    returned unchanged (it removes the field).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"metadata field {name} must be a string, not {type(value).__name__}")
+    if value == "":
+        return value
+    if "\x00" in value:
+        raise WasmOciError(f"metadata {name} contains a NUL character")
+    if name in ("source", "homepage"):
+        return _normalize_url(name, value)
+    if name == "licenses":
+        _check_license(value)
+    return value
+
+
+def _normalize_url(name: str, value: str) -> str:
+    match = _SCHEME.match(value.strip())
+    if not match or any(c.isspace() for c in value.strip()):
+        raise WasmOciError(f"metadata {name} {value!r} is not an absolute URL")
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme not in _SPECIAL_SCHEMES:
+        return f"{scheme}:{rest}"
+    if not rest.startswith("//"):
+        raise WasmOciError(f"metadata {name} {value!r} is not an absolute URL")
+    authority, slash, path = rest[2:].partition("/")
+    if not authority and scheme != "file":
+        raise WasmOciError(f"metadata {name} {value!r} has no host")
+    for separator in ("?", "#"):
+        if separator in authority:
+            authority, _, after = authority.partition(separator)
+            path = separator + after + slash + path
+            slash = ""
+    userinfo, at, host = authority.rpartition("@")
+    return f"{scheme}://{userinfo}{at}{host.lower()}/{path if slash else path.lstrip('/')}"
+
+
+def _check_license(value: str) -> None:
+    try:
+        from packaging.licenses import (  # type: ignore[import-not-found,unused-ignore]
+            InvalidLicenseExpression,
+            canonicalize_license_expression,
+        )
+    except ImportError:  # packaging < 24.2: leave the check to wasm-tools
+        return
+    try:
+        canonicalize_license_expression(value)
+    except InvalidLicenseExpression:
+        raise WasmOciError(
+            f"metadata licenses {value!r} is not a valid SPDX license expression"
+        ) from None
+
+
+def _custom_section(name: str, value: str) -> bytes:
+    raw_name = name.encode()
+    body = encode_u32(len(raw_name)) + raw_name + value.encode()
+    return b"\x00" + encode_u32(len(body)) + body
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomically(
+    src: str, dst: Path, ranges: list[tuple[int, int]], tail: bytes, expected_size: int
+) -> None:
+    directory = dst.parent if str(dst.parent) else Path(".")
+    try:
+        mode = dst.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_current_umask()
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise WasmOciError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with open(src, "rb") as source:
+                    for start, end in ranges:
+                        _copy_range(source, out, start, end, src)
+                    if os.fstat(source.fileno()).st_size != expected_size:
+                        raise WasmFormatError(src, "file changed while being copied")
+            except OSError as exc:
+                raise WasmFormatError(src, f"cannot read: {exc.strerror or exc}") from None
+            out.write(tail)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp_name, mode)
+        os.replace(temp_name, dst)
+    except OSError as exc:
+        _unlink_quietly(temp_name)
+        raise WasmOciError(f"cannot write {dst}: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink_quietly(temp_name)
+        raise
+
+
+def _copy_range(source: BinaryIO, out: BinaryIO, start: int, end: int, src: str) -> None:
+    source.seek(start)
+    remaining = end - start
+    while remaining:
+        chunk = source.read(min(_CHUNK, remaining))
+        if not chunk:
+            raise WasmFormatError(src, "file changed while being copied (unexpected end)", end)
+        out.write(chunk)
+        remaining -= len(chunk)
+
+
+def _unlink_quietly(name: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(name)
