@@ -23,7 +23,7 @@ from typing import Any
 
 from hatch_wasm_oci import project_annotations as pa
 from hatch_wasm_oci.componentize import BuildStepError, Log, componentize, qualified_world
-from hatch_wasm_oci.errors import ConfigurationError
+from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
 from hatch_wasm_oci.layout import PackResult
 from hatch_wasm_oci.settings import (
     CommandSource,
@@ -135,6 +135,25 @@ def artifact_annotations(
     return pa.merge(derived, settings.annotations)
 
 
+def embeddable_fields(annotations: Mapping[str, str], log: Log) -> dict[str, str]:
+    """The wasm-metadata fields carried by ``annotations`` that wasm-tools would accept.
+
+    A value it would reject (a license that is not an SPDX expression, a URL that is not
+    absolute) stays an annotation only, with a notice.
+    """
+    from hatch_wasm_oci.wasm_metadata import normalize_field
+
+    fields: dict[str, str] = {}
+    for name, value in pa.metadata_fields(annotations).items():
+        try:
+            normalize_field(name, value)
+        except WasmOciError as exc:
+            log(f"Not embedding {name} in the component: {exc}")
+            continue
+        fields[name] = value
+    return fields
+
+
 def build_artifact(
     settings: WasmOciSettings,
     *,
@@ -177,8 +196,8 @@ def build_artifact(
             settings, root=root, workdir=work, exclude=exclude, log=log, waiting=waiting
         )
         component = work / f"{base}.wasm"
-        fields = pa.metadata_fields(annotations)
-        if settings.embed_metadata and fields:
+        fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
+        if fields:
             from hatch_wasm_oci.wasm_metadata import embed_metadata
 
             embed_metadata(wasm, component, fields)
