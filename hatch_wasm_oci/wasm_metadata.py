@@ -156,13 +156,14 @@ def _write_atomically(
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                with open(src, "rb") as source:
-                    for start, end in ranges:
-                        _copy_range(source, out, start, end, src)
-                    if os.fstat(source.fileno()).st_size != expected_size:
-                        raise WasmFormatError(src, "file changed while being copied")
+                source = open(src, "rb")  # noqa: SIM115 (closed below)
             except OSError as exc:
                 raise WasmFormatError(src, f"cannot read: {exc.strerror or exc}") from None
+            with source:
+                for start, end in ranges:
+                    _copy_range(source, out, start, end, src)
+                if os.fstat(source.fileno()).st_size != expected_size:
+                    raise WasmFormatError(src, "file changed while being copied")
             out.write(tail)
             out.flush()
             os.fsync(out.fileno())
@@ -177,10 +178,14 @@ def _write_atomically(
 
 
 def _copy_range(source: BinaryIO, out: BinaryIO, start: int, end: int, src: str) -> None:
-    source.seek(start)
+    """Copy ``source[start:end]`` to ``out``; read errors are the source's, write errors not."""
     remaining = end - start
     while remaining:
-        chunk = source.read(min(_CHUNK, remaining))
+        try:
+            source.seek(end - remaining)
+            chunk = source.read(min(_CHUNK, remaining))
+        except OSError as exc:
+            raise WasmFormatError(src, f"cannot read: {exc.strerror or exc}") from None
         if not chunk:
             raise WasmFormatError(src, "file changed while being copied (unexpected end)", end)
         out.write(chunk)
