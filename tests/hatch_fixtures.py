@@ -60,7 +60,9 @@ class HatchRun:
 def _source_files() -> list[Path]:
     files = [REPO / "pyproject.toml"]
     files += sorted(
-        p for p in (REPO / "hatch_wasm_oci").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        p
+        for p in (REPO / "hatch_wasm_oci").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
     )
     return files
 
@@ -146,8 +148,9 @@ def run_hatch(
         timeout=timeout,
         check=False,
     )
-    run = HatchRun(project, result.returncode, result.stdout, result.stderr,
-                   time.perf_counter() - started)
+    run = HatchRun(
+        project, result.returncode, result.stdout, result.stderr, time.perf_counter() - started
+    )
     if check and run.returncode != 0:
         pytest.fail(f"hatch {' '.join(args)} failed ({run.returncode}):\n{run.output}")
     return run

@@ -79,7 +79,9 @@ def test_build_writes_one_layout_and_prints_its_path(
     )
     assert "Traceback" not in example_project_run.output
     assert sorted(p.name for p in (example_project_build / "dist").iterdir()) == ["wasm-oci"]
-    assert not (example_project_build / "dist" / "wasm-oci" / "example_inventory-0.1.0.tar").exists()
+    assert not (
+        example_project_build / "dist" / "wasm-oci" / "example_inventory-0.1.0.tar"
+    ).exists()
 
 
 def test_skopeo_reads_each_tag_byte_for_byte(example_project_build: Path) -> None:

@@ -1,0 +1,331 @@
+"""``hatch build -t wasm-oci`` on projects generated in temp dirs: the ``command`` and ``path``
+sources, tar output, overrides, and failures (clean one-line errors, nothing left in dist/)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wasmtime
+import wasmtime.component as wc
+
+from hatch_wasm_oci.componentize import compiler_arguments, input_key, qualified_world
+from hatch_wasm_oci.settings import ComponentizePySource
+from tests.hatch_fixtures import (
+    EXAMPLE_PROJECT,
+    blob,
+    copy_project,
+    layout_dirs,
+    manifest_of,
+    run_hatch,
+    write_project,
+)
+from tests.wasm_fixtures import TINY_CORE_WAT, TINY_WIT, wasm_tools, wit_world
+
+TARGET = "tool.hatch.build.targets.wasm-oci"
+
+# A real command producing a component with wasm-tools (parse, embed, new) through the shell.
+TINY_COMMAND = (
+    "mkdir -p build && wasm-tools parse tiny.wat -o build/core.wasm"
+    " && wasm-tools component embed --world tiny tiny.wit build/core.wasm -o build/embedded.wasm"
+    " && wasm-tools component new build/embedded.wasm -o build/tiny.wasm"
+    " && echo made the tiny component"
+)
+
+
+def run_tiny(path: Path) -> tuple[int, int]:
+    """Instantiate the tiny component with host ``factor() = 3``; return (add(2, 3), scale(7))."""
+    engine = wasmtime.Engine()
+    component = wc.Component.from_file(engine, str(path))
+    linker = wc.Linker(engine)
+    with linker.root() as root, root.add_instance("acme:tiny/host@0.1.0") as host:
+        host.add_func("factor", lambda _store: 3)
+    store = wasmtime.Store(engine)
+    instance = linker.instantiate(store, component)
+
+    def call(name: str, *args: int, interface: str | None = None) -> int:
+        parent = instance.get_export_index(store, interface) if interface else None
+        func = instance.get_func(store, instance.get_export_index(store, name, parent))
+        assert func is not None
+        result = func(store, *args)
+        func.post_return(store)
+        return int(result)
+
+    return call("add", 2, 3), call("scale", 7, interface="acme:tiny/math@0.1.0")
+
+
+def only_layout(project: Path) -> Path:
+    (layout,) = layout_dirs(project)
+    return layout
+
+
+@pytest.mark.slow
+def test_command_source_builds_tar_tags_and_overrides(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = write_project(
+        tmp_path / "cmd",
+        name="Tiny.Component",
+        version="2.0.0rc1+build.5",
+        project_extra='description = "tiny"\nlicense = "MIT"\n',
+        wasm_oci=(
+            f"command = {json.dumps(TINY_COMMAND)}\n"
+            'path = "build/tiny.wasm"\n'
+            'tags = ["{version}", "v{version}-x", "edge"]\n'
+            "tar = true\n"
+            'target = "acme:tiny/tiny@0.1.0"\n'
+            "[tool.hatch.build.targets.wasm-oci.annotations]\n"
+            '"org.opencontainers.image.description" = "overridden"\n'
+            '"com.example.team" = "wasm"\n'
+        ),
+        files={"tiny.wat": TINY_CORE_WAT, "tiny.wit": TINY_WIT},
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
+    assert "made the tiny component" in run.output
+    layout = only_layout(project)
+    assert layout.name == "tiny_component-2.0.0rc1+build.5"  # normalized name
+    tar = layout.parent / f"{layout.name}.tar"
+    assert tar.is_file() and str(tar) in run.output
+    for tag in ("2.0.0rc1_build.5", "v2.0.0rc1_build.5-x", "edge"):
+        _, raw = manifest_of(layout, tag)
+        skopeo = subprocess.run(
+            ["skopeo", "inspect", "--raw", f"oci:{layout}:{tag}"], capture_output=True, check=True
+        )
+        assert skopeo.stdout == raw
+    archived = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci-archive:{tar}:edge"], capture_output=True, check=True
+    )
+    assert archived.stdout == manifest_of(layout, "edge")[1]
+    manifest, _ = manifest_of(layout, "edge")
+    assert manifest["annotations"] == {
+        "org.opencontainers.image.title": "Tiny.Component",
+        "org.opencontainers.image.version": "2.0.0rc1+build.5",
+        "org.opencontainers.image.description": "overridden",
+        "org.opencontainers.image.licenses": "MIT",
+        "org.opencontainers.image.created": "2020-02-02T00:00:00Z",
+        "com.example.team": "wasm",
+    }
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    imports, exports = wit_world(layer)
+    assert (set(config["component"]["imports"]), set(config["component"]["exports"])) == (
+        imports,
+        exports,
+    )
+    assert imports == {"acme:tiny/host@0.1.0"}
+    assert exports == {"add", "acme:tiny/math@0.1.0"}
+    assert config["component"]["target"] == "acme:tiny/tiny@0.1.0"
+    metadata = json.dumps(json.loads(wasm_tools("metadata", "show", "--json", layer)))
+    assert "overridden" in metadata and "MIT" in metadata and "2.0.0rc1+build.5" in metadata
+    assert run_tiny(layer) == (5, 21)
+
+
+@pytest.mark.slow
+def test_prebuilt_module_path_source(
+    hatch_env: dict[str, str], tmp_path: Path, core_module: Path
+) -> None:
+    project = write_project(
+        tmp_path / "prebuilt",
+        wasm_oci='path = "wasm/core.wasm"\nembed-metadata = false\n',
+        files={"wasm/core.wasm": core_module.read_bytes()},
+    )
+    run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
+    layout = only_layout(project)
+    assert layout.name == "demo_component-1.0.0"
+    manifest, raw = manifest_of(layout, "1.0.0")
+    skopeo = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{layout}:1.0.0"], capture_output=True, check=True
+    )
+    assert skopeo.stdout == raw
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    assert config["os"] == "wasip1"
+    assert "component" not in config
+    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    assert layer.read_bytes() == core_module.read_bytes()  # embed-metadata = false: untouched
+    module = wasmtime.Module(wasmtime.Engine(), layer.read_bytes())
+    assert {e.name for e in module.exports} == {"memory", "answer", "_start", "add"}
+
+
+@pytest.mark.slow
+def test_failing_command_shows_its_output_and_leaves_nothing(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = "import sys; print('compiler says: missing semicolon'); sys.exit(3)"
+    project = write_project(
+        tmp_path / "failing",
+        wasm_oci=f"command = [{json.dumps(sys.executable)}, '-c', {json.dumps(script)}]\n"
+        'path = "out.wasm"\n',
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert run.returncode != 0
+    assert "compiler says: missing semicolon" in run.stderr
+    assert f"wasm-oci: {TARGET}.command: " in run.stderr
+    assert "failed (exit status 3): compiler says: missing semicolon" in run.stderr
+    assert "Traceback" not in run.output
+    assert not (project / "dist").exists() or not any((project / "dist").iterdir())
+
+
+@pytest.mark.slow
+def test_configuration_errors_through_hatch(hatch_env: dict[str, str], tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "bad",
+        wasm_oci=(
+            'path = "missing.wasm"\n'
+            'tags = ["ok", "not a tag"]\n'
+            "tar = 1\n"
+            "dependencies = []\n"
+            'colour = "blue"\n'
+        ),
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert run.returncode != 0
+    assert "Traceback" not in run.output
+    lines = run.stderr.splitlines()
+    assert "wasm-oci: 4 configuration problems:" in lines
+    for problem in (
+        f"{TARGET}.colour: unknown key (known keys: componentize-py, command, path, target, "
+        "annotations, tags, tar, embed-metadata, repository)",
+        f"{TARGET}.path: 'missing.wasm' does not exist",
+        f"{TARGET}.tags[1]: invalid OCI tag 'not a tag': a tag is 1-128 characters of "
+        "letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
+        f"{TARGET}.tar: must be true or false, not an integer",
+    ):
+        assert f"  {problem}" in lines
+    assert not (project / "dist").exists()
+
+
+@pytest.mark.slow
+def test_not_wasm_from_command(hatch_env: dict[str, str], tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "notwasm",
+        wasm_oci='command = "echo hello > out.wasm"\npath = "out.wasm"\n',
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert run.returncode != 0
+    assert f"wasm-oci: {TARGET}.path: out.wasm is not a valid Wasm file: " in run.stderr
+    assert "Traceback" not in run.output
+    assert not (project / "dist").exists()
+
+
+@pytest.mark.slow
+def test_unknown_world_shows_the_compilers_message(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    project = copy_project(EXAMPLE_PROJECT, tmp_path / "noworld")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('world = "inventory"', 'world = "nosuch"'))
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert run.returncode != 0
+    assert "World `nosuch` not found in package `example:inventory@0.1.0`" in run.stderr
+    assert (
+        f"wasm-oci: {TARGET}.componentize-py: componentize-py failed (exit status 1): "
+        "World `nosuch` not found in package `example:inventory@0.1.0`"
+    ) in run.stderr
+    assert "Traceback" not in run.output
+    assert "Stack backtrace" not in run.output
+    assert not (project / "dist").exists()
+
+
+def test_a_failed_rebuild_keeps_nothing_new_and_the_old_layout(
+    tmp_path: Path, tiny_component: Path
+) -> None:
+    """In-process: a pack failure after a good build leaves the earlier layout untouched."""
+    from hatch_wasm_oci.component_build import build_artifact
+    from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.settings import parse_settings
+
+    (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
+    settings = parse_settings({"path": "c.wasm"}, root=tmp_path)
+    out = tmp_path / "dist" / "wasm-oci"
+    first = build_artifact(
+        settings,
+        root=tmp_path,
+        project={"name": "t"},
+        name="t",
+        version="1",
+        out_dir=out,
+        log=lambda _m: None,
+        waiting=lambda _m: None,
+    )
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    bad = parse_settings({"path": "c.wasm", "tags": ["{version}"]}, root=tmp_path)
+    with pytest.raises(WasmOciError):
+        build_artifact(
+            bad,
+            root=tmp_path,
+            project={"name": "t"},
+            name="t",
+            version="1!0",
+            out_dir=out,
+            log=lambda _m: None,
+            waiting=lambda _m: None,
+        )
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert first.component.read_bytes()[:4] == b"\0asm"
+
+
+def test_qualified_world_from_the_wit_package(tmp_path: Path) -> None:
+    wit = tmp_path / "wit"
+    (wit / "deps" / "other").mkdir(parents=True)
+    (wit / "deps" / "other" / "o.wit").write_text("package other:pkg@9.0.0;\nworld calculator {}\n")
+    (wit / "types.wit").write_text("// types\npackage acme:calc@1.2.0;\ninterface t {}\n")
+    (wit / "world.wit").write_text(
+        "/* the world */\npackage acme:calc@1.2.0;\n\nworld calculator {\n  export t;\n}\n"
+    )
+    source = ComponentizePySource(("wit",), "calculator", "app")
+    assert qualified_world(source, tmp_path) == "acme:calc/calculator@1.2.0"
+    two = ComponentizePySource(("missing", str(wit / "world.wit")), "calculator", "app")
+    assert qualified_world(two, tmp_path) == "acme:calc/calculator@1.2.0"
+    assert qualified_world(ComponentizePySource(("wit",), "nosuch", "app"), tmp_path) is None
+    given = ComponentizePySource(("wit",), "wasi:cli/command@0.2.0", "app")
+    assert qualified_world(given, tmp_path) == "wasi:cli/command@0.2.0"
+    (wit / "types.wit").unlink()
+    (wit / "world.wit").write_text("package acme:calc;\nworld calculator {}\n")
+    assert qualified_world(source, tmp_path) == "acme:calc/calculator"
+
+
+def test_input_key_covers_every_input(tmp_path: Path) -> None:
+    (tmp_path / "wit").mkdir()
+    (tmp_path / "wit" / "w.wit").write_text("package a:b;\nworld w {}\n")
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "app.py").write_text("x = 1\n")
+    (tmp_path / "dist").mkdir()
+    source = ComponentizePySource(("wit",), "w", "pkg.app", ("src",))
+    dists = ["hatchling==1.0"]
+
+    def key(src: ComponentizePySource = source, dists: list[str] = dists) -> str:
+        return input_key(src, tmp_path, exclude=[tmp_path / "dist"], distributions=dists)
+
+    base = key()
+    assert key() == base
+    # Outputs, bytecode and hidden directories are not inputs.
+    (tmp_path / "dist" / "out.wasm").write_bytes(b"x")
+    (tmp_path / "src" / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "src" / "pkg" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"x")
+    (tmp_path / "src" / ".git").mkdir()
+    (tmp_path / "src" / ".git" / "HEAD").write_text("x")
+    assert key() == base
+    changes = []
+    (tmp_path / "src" / "pkg" / "app.py").write_text("x = 2\n")
+    changes.append(key())
+    (tmp_path / "src" / "pkg" / "data.txt").write_text("new file\n")
+    changes.append(key())
+    (tmp_path / "wit" / "w.wit").write_text("package a:b;\nworld w { }\n")
+    changes.append(key())
+    changes.append(key(dists=["hatchling==1.1"]))
+    changes.append(key(ComponentizePySource(("wit",), "w", "pkg.app", ("src",), stub_wasi=True)))
+    changes.append(key(ComponentizePySource(("wit",), "w", "pkg.app", ("src",), args=("-q",))))
+    assert len({base, *changes}) == len(changes) + 1
+
+
+def test_compiler_arguments() -> None:
+    source = ComponentizePySource(
+        ("wit", "more.wit"), "w", "pkg.app", ("src", "lib"), True, ("--module-worlds", "m=w")
+    )
+    assert compiler_arguments(source, Path("out.wasm")) == [
+        "-d", "wit", "-d", "more.wit", "-w", "w", "componentize", "-p", "src", "-p", "lib",
+        "--stub-wasi", "--module-worlds", "m=w", "pkg.app", "-o", "out.wasm",
+    ]  # fmt: skip
