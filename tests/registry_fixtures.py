@@ -8,18 +8,24 @@ free loopback port (never the packaged default config), and is killed at session
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from hatch_wasm_oci.layout import PackResult, pack
+from tests.padding import leb128
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 TEST_USER = "wasm-publisher"
@@ -279,3 +285,119 @@ def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     yield server
     server.stop()
     tokens.stop()
+
+
+# -- helpers for the registry tests (not fixtures) ----------------------------------------
+
+SECRET_ENV = (
+    "HATCH_WASM_OCI_USERNAME",
+    "HATCH_WASM_OCI_PASSWORD",
+    "HATCH_WASM_OCI_TOKEN",
+    "DOCKER_CONFIG",
+    "HATCH_WASM_OCI_CHUNKED_ABOVE",
+    "HATCH_WASM_OCI_MAX_RETRY_SECONDS",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment for a CLI run: no credentials, HOME and XDG_CACHE_HOME under ``home``."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    home.mkdir(parents=True, exist_ok=True)
+    env["HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home / "cache")
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str | os.PathLike[str], env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``python -m hatch_wasm_oci ARGS``."""
+    return subprocess.run(
+        [sys.executable, "-m", "hatch_wasm_oci", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        timeout=300,
+        check=False,
+    )
+
+
+def skopeo_raw(server: RegistryServer, ref: str) -> bytes:
+    """``skopeo inspect --raw`` of ``ADDRESS/ref`` (the manifest bytes the registry holds)."""
+    args = ["skopeo", "inspect", "--raw", f"docker://{server.address}/{ref}"]
+    if server.ca_file is not None:
+        args.insert(3, f"--cert-dir={_cert_dir(server.ca_file)}")
+    else:
+        args.insert(3, "--tls-verify=false")
+    if server.username:
+        args.insert(3, f"--creds={server.username}:{server.password}")
+    result = subprocess.run(args, capture_output=True, check=False, timeout=60)
+    if result.returncode != 0:
+        raise AssertionError(f"skopeo failed: {result.stderr.decode(errors='replace')}")
+    return result.stdout
+
+
+def _cert_dir(ca: Path) -> Path:
+    directory = ca.parent / "skopeo-certs"
+    directory.mkdir(exist_ok=True)
+    shutil.copy(ca, directory / "ca.crt")
+    return directory
+
+
+def skopeo_tags(server: RegistryServer, repo: str) -> list[str]:
+    """Tags of ``repo`` as skopeo lists them (empty when the repository does not exist)."""
+    args = ["skopeo", "list-tags", "--tls-verify=false", f"docker://{server.address}/{repo}"]
+    if server.username:
+        args.insert(2, f"--creds={server.username}:{server.password}")
+    result = subprocess.run(args, capture_output=True, check=False, timeout=60)
+    if result.returncode != 0:
+        return []
+    return list(json.loads(result.stdout).get("Tags") or [])
+
+
+def unique_repo(prefix: str = "test") -> str:
+    """A repository name no other test uses."""
+    return f"{prefix}/c{uuid.uuid4().hex[:10]}"
+
+
+def padded_component(source: Path, dest: Path, size: int) -> Path:
+    """``source`` plus a custom section of ``size`` random bytes (still a valid component)."""
+    data = source.read_bytes()
+    name = b"padding"
+    body = leb128(len(name)) + name
+    with dest.open("wb") as out:
+        out.write(data)
+        out.write(b"\x00" + leb128(len(body) + size) + body)
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            out.write(os.urandom(n))
+            left -= n
+    return dest
+
+
+def pack_layout(wasm: Path, out: Path, tags: tuple[str, ...] = ("1.0.0", "latest")) -> PackResult:
+    """A Wasm OCI layout of ``wasm`` (lead's ``layout.pack``)."""
+    return pack(wasm, out, tags=tags)
+
+
+def blob_in_storage(server: RegistryServer, digest: str) -> Path:
+    """Where distribution's filesystem driver keeps a blob's bytes."""
+    hexpart = digest.split(":", 1)[1]
+    return (
+        server.root
+        / "storage"
+        / "docker"
+        / "registry"
+        / "v2"
+        / "blobs"
+        / "sha256"
+        / hexpart[:2]
+        / hexpart
+        / "data"
+    )

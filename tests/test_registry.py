@@ -1,0 +1,543 @@
+"""``hatch-wasm-oci push/pull`` against real distribution registries on 127.0.0.1.
+
+skopeo is the oracle for what the registry holds; wasmtime runs what comes back.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from hatch_wasm_oci.layout_reader import OciLayout
+from tests.fault_proxy import FaultProxy
+from tests.registry_fixtures import (
+    RegistryServer,
+    blob_in_storage,
+    clean_env,
+    pack_layout,
+    padded_component,
+    run_cli,
+    skopeo_raw,
+    skopeo_tags,
+    unique_repo,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_layout(tiny_component: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A layout of ``tiny_component`` tagged 1.0.0 and latest."""
+    return pack_layout(tiny_component, tmp_path_factory.mktemp("tiny") / "layout").layout
+
+
+@pytest.fixture(scope="module")
+def padded_layout(tiny_component: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A layout of ``tiny_component`` grown to ~3 MiB with random bytes (for chunked uploads)."""
+    root = tmp_path_factory.mktemp("padded")
+    wasm = padded_component(tiny_component, root / "padded.wasm", 3 * (1 << 20) + 12345)
+    return pack_layout(wasm, root / "layout", tags=("big",)).layout
+
+
+def _run_wasm(path: Path) -> int:
+    from wasmtime import Engine, Store
+    from wasmtime.component import Component, Linker
+
+    engine = Engine()
+    store = Store(engine)
+    component = Component.from_file(engine, str(path))
+    linker = Linker(engine)
+    linker.define_unknown_imports_as_traps(component)  # `add` needs no host import
+    instance = linker.instantiate(store, component)
+    add = instance.get_func(store, "add")
+    assert add is not None
+    return int(add(store, 40, 2))
+
+
+def _layout_manifests(layout: Path) -> dict[str, bytes]:
+    opened = OciLayout.open(layout)
+    return {tag: opened.manifest_bytes(tag) for tag in opened.tags()}
+
+
+def test_round_trip_is_byte_identical_and_runs(
+    registry_anon: RegistryServer, tiny_layout: Path, tiny_component: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo()
+    summary = tmp_path / "summary.json"
+    pushed = run_cli(
+        "push",
+        tiny_layout,
+        f"{registry_anon.address}/{repo}",
+        "--plain-http",
+        "--summary",
+        summary,
+        env=env,
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    manifests = _layout_manifests(tiny_layout)
+    assert set(manifests) == {"1.0.0", "latest"}
+    lines = pushed.stdout.splitlines()
+    for tag, data in manifests.items():
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert f"{registry_anon.address}/{repo}:{tag}@{digest}" in lines
+        assert skopeo_raw(registry_anon, f"{repo}:{tag}") == data
+    report = json.loads(summary.read_text())
+    assert {r["reference"] for r in report["references"]} == {
+        f"{registry_anon.address}/{repo}:{t}" for t in manifests
+    }
+    assert report["stats"]["blobsUploaded"] == 2
+
+    out = tmp_path / "pulled"
+    pulled = run_cli(
+        "pull", f"{registry_anon.address}/{repo}:1.0.0", "-o", out, "--plain-http", env=env
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    wasm = out / "tiny.wasm"
+    assert wasm.read_bytes() == tiny_component.read_bytes()
+    assert _run_wasm(wasm) == 42
+    OciLayout.open(out / "layout").verify()
+    assert OciLayout.open(out / "layout").manifest_bytes("1.0.0") == manifests["1.0.0"]
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_pull_by_digest_and_missing_tag(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo()
+    assert (
+        run_cli(
+            "push", tiny_layout, f"{registry_anon.address}/{repo}:only", "--plain-http", env=env
+        ).returncode
+        == 0
+    )
+    digest = "sha256:" + hashlib.sha256(_layout_manifests(tiny_layout)["latest"]).hexdigest()
+    ok = run_cli(
+        "pull",
+        f"{registry_anon.address}/{repo}@{digest}",
+        "-o",
+        tmp_path / "d",
+        "--plain-http",
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert f"{registry_anon.address}/{repo}@{digest}" in ok.stdout
+    missing = run_cli(
+        "pull",
+        f"{registry_anon.address}/{repo}:nope",
+        "-o",
+        tmp_path / "m",
+        "--plain-http",
+        env=env,
+    )
+    assert missing.returncode == 2
+    assert "has no manifest nope" in missing.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_repush_sends_no_blob_bytes_and_mounts_across_repositories(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo_a, repo_b = unique_repo("a"), unique_repo("b")
+    with FaultProxy(registry_anon.address, lifetime=120) as proxy:
+        first = run_cli("push", tiny_layout, f"{proxy.address}/{repo_a}", "--plain-http", env=env)
+        assert first.returncode == 0, first.stderr
+        assert proxy.upload_bytes > 0
+        proxy.clear()
+        again = run_cli(
+            "push",
+            tiny_layout,
+            f"{proxy.address}/{repo_a}",
+            "--plain-http",
+            "--summary",
+            tmp_path / "again.json",
+            env=env,
+        )
+        assert again.returncode == 0, again.stderr
+        assert proxy.upload_bytes == 0
+        assert not [s for s in proxy.seen if s.method in ("PATCH", "POST")]
+        assert (
+            json.loads((tmp_path / "again.json").read_text())["stats"]["blobsAlreadyPresent"] == 2
+        )
+        # Another repository on the same registry: blobs are mounted from repo_a (remembered in
+        # the blob-location cache under XDG_CACHE_HOME), not uploaded.
+        proxy.clear()
+        other = run_cli(
+            "push",
+            tiny_layout,
+            f"{proxy.address}/{repo_b}:x",
+            "--plain-http",
+            "--summary",
+            tmp_path / "b.json",
+            env=env,
+        )
+        assert other.returncode == 0, other.stderr
+        assert proxy.upload_bytes == 0
+        mounts = [s for s in proxy.seen if s.method == "POST" and "mount=" in s.path]
+        assert len(mounts) == 2 and all(s.status == 201 for s in mounts)
+    assert json.loads((tmp_path / "b.json").read_text())["stats"]["blobsMounted"] == 2
+    assert skopeo_raw(registry_anon, f"{repo_b}:x") == _layout_manifests(tiny_layout)["latest"]
+
+
+def test_chunked_upload_above_threshold(
+    registry_anon: RegistryServer, padded_layout: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home", HATCH_WASM_OCI_CHUNKED_ABOVE="1M")
+    repo = unique_repo()
+    with FaultProxy(registry_anon.address, lifetime=120) as proxy:
+        result = run_cli("push", padded_layout, f"{proxy.address}/{repo}", "--plain-http", env=env)
+        assert result.returncode == 0, result.stderr
+        patches = [s for s in proxy.seen if s.method == "PATCH"]
+    assert len(patches) >= 1 and all(s.status == 202 for s in patches)
+    layout = OciLayout.open(padded_layout)
+    layer = layout.layer("big")
+    assert skopeo_raw(registry_anon, f"{repo}:big") == layout.manifest_bytes("big")
+    stored = blob_in_storage(registry_anon, layer.digest).read_bytes()
+    assert stored == layout.blob_path(layer.digest).read_bytes()
+
+
+def test_dry_run_contacts_nothing(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo()
+    with FaultProxy(registry_anon.address, lifetime=60) as proxy:
+        result = run_cli(
+            "push",
+            tiny_layout,
+            f"{proxy.address}/{repo}",
+            "--dry-run",
+            "--summary",
+            tmp_path / "s.json",
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert proxy.seen == []
+    for tag, data in _layout_manifests(tiny_layout).items():
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert f"would push {proxy.address}/{repo}:{tag}@{digest}" in result.stdout
+    assert "application/wasm" in result.stdout
+    assert json.loads((tmp_path / "s.json").read_text())["dryRun"] is True
+    assert skopeo_tags(registry_anon, repo) == []
+
+
+def test_tampered_blob_on_pull_is_rejected(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo()
+    # A layout of its own, so no other test shares the tampered blob.
+    wasm = padded_component(tiny_component, tmp_path / "own.wasm", 1000)
+    layout = pack_layout(wasm, tmp_path / "layout", tags=("t",))
+    assert (
+        run_cli(
+            "push", layout.layout, f"{registry_anon.address}/{repo}", "--plain-http", env=env
+        ).returncode
+        == 0
+    )
+    stored = blob_in_storage(registry_anon, layout.layer.digest)
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 0xFF
+    stored.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    stored.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    result = run_cli(
+        "pull", f"{registry_anon.address}/{repo}:t", "-o", out, "--plain-http", env=env
+    )
+    assert result.returncode == 2
+    assert "does not match its digest" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    # An existing output directory keeps nothing from the failed pull either.
+    out.mkdir()
+    again = run_cli("pull", f"{registry_anon.address}/{repo}:t", "-o", out, "--plain-http", env=env)
+    assert again.returncode == 2
+    assert list(out.iterdir()) == []
+
+
+def test_tampered_manifest_on_pull_is_rejected(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo()
+    wasm = padded_component(tiny_component, tmp_path / "own.wasm", 777)
+    layout = pack_layout(wasm, tmp_path / "layout", tags=("t",))
+    assert (
+        run_cli(
+            "push", layout.layout, f"{registry_anon.address}/{repo}", "--plain-http", env=env
+        ).returncode
+        == 0
+    )
+    stored = blob_in_storage(registry_anon, layout.manifest.digest)
+    text = stored.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    assert text != stored.read_bytes()
+    stored.write_bytes(text)
+    by_tag = run_cli(
+        "pull", f"{registry_anon.address}/{repo}:t", "-o", tmp_path / "a", "--plain-http", env=env
+    )
+    assert by_tag.returncode == 2
+    assert "hashes to" in by_tag.stderr
+    by_digest = run_cli(
+        "pull",
+        f"{registry_anon.address}/{repo}@{layout.manifest.digest}",
+        "-o",
+        tmp_path / "b",
+        "--plain-http",
+        env=env,
+    )
+    assert by_digest.returncode == 2
+    assert "hashes to" in by_digest.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+def test_tls_with_ca_file(registry_tls: RegistryServer, tiny_layout: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo()
+    ref = f"{registry_tls.address}/{repo}:secure"
+    untrusted = run_cli("push", tiny_layout, ref, env=env)
+    assert untrusted.returncode == 2
+    assert "TLS verification" in untrusted.stderr and "--ca-file" in untrusted.stderr
+    plain = run_cli("push", tiny_layout, ref, "--plain-http", env=env)
+    assert plain.returncode == 2
+    result = run_cli("push", tiny_layout, ref, "--ca-file", registry_tls.ca_file, env=env)
+    assert result.returncode == 0, result.stderr
+    assert skopeo_raw(registry_tls, f"{repo}:secure") == _layout_manifests(tiny_layout)["latest"]
+    out = tmp_path / "out"
+    pulled = run_cli("pull", ref, "-o", out, "--ca-file", registry_tls.ca_file, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+
+
+def test_plain_http_against_tls_registry_is_not_silently_downgraded(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "push",
+        tiny_layout,
+        f"{registry_anon.address}/{unique_repo()}",
+        env=clean_env(tmp_path / "home"),
+    )
+    assert result.returncode == 2
+    assert "--plain-http" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_connection_refused_is_clear(tiny_layout: Path, tmp_path: Path) -> None:
+    from tests.registry_fixtures import free_port
+
+    result = run_cli(
+        "push",
+        tiny_layout,
+        f"127.0.0.1:{free_port()}/x/y",
+        "--plain-http",
+        env=clean_env(tmp_path / "home"),
+    )
+    assert result.returncode == 2
+    assert "connection refused" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- credentials --------------------------------------------------------------------------------
+
+
+def _docker_config(directory: Path, config: dict[str, object]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory
+
+
+def _auth(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("server_name", ["registry_basic", "registry_token"])
+def test_env_credentials(
+    server_name: str, request: pytest.FixtureRequest, tiny_layout: Path, tmp_path: Path
+) -> None:
+    server: RegistryServer = request.getfixturevalue(server_name)
+    assert server.username and server.password
+    repo = unique_repo()
+    anonymous = run_cli(
+        "push",
+        tiny_layout,
+        f"{server.address}/{repo}",
+        "--plain-http",
+        env=clean_env(tmp_path / "anon"),
+    )
+    assert anonymous.returncode == 2
+    assert "no credentials were found" in anonymous.stderr
+    env = clean_env(
+        tmp_path / "home",
+        HATCH_WASM_OCI_USERNAME=server.username,
+        HATCH_WASM_OCI_PASSWORD=server.password,
+    )
+    result = run_cli("push", tiny_layout, f"{server.address}/{repo}", "--plain-http", env=env)
+    assert result.returncode == 0, result.stderr
+    assert server.password not in result.stdout + result.stderr
+    assert skopeo_raw(server, f"{repo}:1.0.0") == _layout_manifests(tiny_layout)["1.0.0"]
+    pulled = run_cli(
+        "pull", f"{server.address}/{repo}:latest", "-o", tmp_path / "o", "--plain-http", env=env
+    )
+    assert pulled.returncode == 0, pulled.stderr
+
+
+@pytest.mark.parametrize("server_name", ["registry_basic", "registry_token"])
+def test_wrong_password_is_clear_and_secret(
+    server_name: str, request: pytest.FixtureRequest, tiny_layout: Path, tmp_path: Path
+) -> None:
+    server: RegistryServer = request.getfixturevalue(server_name)
+    wrong = "Wr0ng-pa55word-XYZZY"
+    env = clean_env(
+        tmp_path / "home", HATCH_WASM_OCI_USERNAME="wasm-publisher", HATCH_WASM_OCI_PASSWORD=wrong
+    )
+    summary = tmp_path / "summary.json"
+    result = run_cli(
+        "push",
+        tiny_layout,
+        f"{server.address}/{unique_repo()}",
+        "--plain-http",
+        "--summary",
+        summary,
+        env=env,
+    )
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert wrong not in output and _auth("wasm-publisher", wrong) not in output
+    assert "HATCH_WASM_OCI_USERNAME/HATCH_WASM_OCI_PASSWORD" in result.stderr
+    assert "rejected" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not summary.exists()
+
+
+def test_docker_config_auths_with_and_without_scheme(
+    registry_basic: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    assert registry_basic.username and registry_basic.password
+    encoded = _auth(registry_basic.username, registry_basic.password)
+    for key in (registry_basic.address, f"https://{registry_basic.address}"):
+        config_dir = _docker_config(
+            tmp_path / key.replace("/", "_").replace(":", "_"), {"auths": {key: {"auth": encoded}}}
+        )
+        env = clean_env(tmp_path / "home", DOCKER_CONFIG=str(config_dir))
+        result = run_cli(
+            "push",
+            tiny_layout,
+            f"{registry_basic.address}/{unique_repo()}",
+            "--plain-http",
+            env=env,
+        )
+        assert result.returncode == 0, (key, result.stderr)
+    # ~/.docker/config.json when DOCKER_CONFIG is unset
+    home = tmp_path / "dockerhome"
+    _docker_config(home / ".docker", {"auths": {registry_basic.address: {"auth": encoded}}})
+    result = run_cli(
+        "push",
+        tiny_layout,
+        f"{registry_basic.address}/{unique_repo()}",
+        "--plain-http",
+        env=clean_env(home),
+    )
+    assert result.returncode == 0, result.stderr
+    # A wrong entry names the config file and the key as the source, never the secret.
+    bad = _docker_config(
+        tmp_path / "bad",
+        {
+            "auths": {
+                registry_basic.address: {
+                    "auth": _auth(registry_basic.username, "not-the-password-42")
+                }
+            }
+        },
+    )
+    failed = run_cli(
+        "push",
+        tiny_layout,
+        f"{registry_basic.address}/{unique_repo()}",
+        "--plain-http",
+        env=clean_env(tmp_path / "home", DOCKER_CONFIG=str(bad)),
+    )
+    assert failed.returncode == 2
+    assert str(bad / "config.json") in failed.stderr
+    assert "not-the-password-42" not in failed.stdout + failed.stderr
+
+
+def _credential_helper(bin_dir: Path, name: str, user: str, secret: str, host: str) -> None:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / f"docker-credential-{name}"
+    script.write_text(
+        "#!/bin/sh\n"
+        'test "$1" = get || exit 3\n'
+        "read server\n"
+        f'if [ "$server" = "{host}" ]; then\n'
+        f'  printf \'{{"ServerURL":"%s","Username":"{user}","Secret":"{secret}"}}\' "$server"\n'
+        "else\n"
+        '  echo "credentials not found in native keychain"; exit 1\n'
+        "fi\n"
+    )
+    script.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", ["credHelpers", "credsStore"])
+def test_docker_credential_helper(
+    kind: str, registry_token: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    assert registry_token.username and registry_token.password
+    bin_dir = tmp_path / "bin"
+    _credential_helper(
+        bin_dir, "test", registry_token.username, registry_token.password, registry_token.address
+    )
+    config: dict[str, object] = (
+        {"credHelpers": {registry_token.address: "test"}}
+        if kind == "credHelpers"
+        else {"credsStore": "test", "auths": {registry_token.address: {}}}
+    )
+    config_dir = _docker_config(tmp_path / "docker", config)
+    base = clean_env(tmp_path / "home", DOCKER_CONFIG=str(config_dir))
+    env = dict(base, PATH=f"{bin_dir}:{base['PATH']}")
+    repo = unique_repo()
+    result = run_cli(
+        "push", tiny_layout, f"{registry_token.address}/{repo}", "--plain-http", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert registry_token.password not in result.stdout + result.stderr
+    assert skopeo_raw(registry_token, f"{repo}:latest") == _layout_manifests(tiny_layout)["latest"]
+    # Without the helper on PATH the error names it.
+    missing = run_cli(
+        "push", tiny_layout, f"{registry_token.address}/{repo}", "--plain-http", env=base
+    )
+    assert missing.returncode == 2
+    assert "docker-credential-test" in missing.stderr and "not on PATH" in missing.stderr
+
+
+def test_push_failure_leaves_no_tag(
+    registry_anon: RegistryServer, padded_layout: Path, tmp_path: Path
+) -> None:
+    """A blob the registry refuses (digest mismatch) stops the push before any manifest."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(padded_layout, broken)
+    layer = OciLayout.open(broken).layer("big")
+    path = OciLayout.open(broken).blob_path(layer.digest)
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 1
+    path.write_bytes(bytes(data))
+    repo = unique_repo()
+    result = run_cli(
+        "push",
+        broken,
+        f"{registry_anon.address}/{repo}",
+        "--plain-http",
+        env=clean_env(tmp_path / "home"),
+    )
+    assert result.returncode == 2
+    assert "do not match" in result.stderr and "verify" in result.stderr
+    assert skopeo_tags(registry_anon, repo) == []
