@@ -167,6 +167,30 @@ def test_duplicate_names_are_listed_once(tmp_path: Path) -> None:
     assert read_wasm(path).imports == ("b:c/d@1.0.0",)
 
 
+def test_wit_package_v1_encoding(tmp_path: Path) -> None:
+    # The older encoding: one export `ns:pkg/wit` of a component type declaring every
+    # interface and world of the package by qualified name.
+    decls = (
+        b"\x01\x42\x00"  # (type (instance))
+        + b"\x04\x00" + _name("a:b/i@1.0.0") + b"\x04\x00"  # (export "a:b/i@1.0.0" (instance 0))
+        + b"\x04\x00" + _name("a:b/w@1.0.0") + b"\x05\x00"  # (export "a:b/w@1.0.0" (component 0))
+    )  # fmt: skip
+    types = _section(7, b"\x01\x41\x03" + decls)
+    exports = _section(11, b"\x01\x00" + _name("a:b/wit") + b"\x03\x00\x00")
+    path = _file(tmp_path, COMPONENT + types + exports, "v1.wasm")
+    info = read_wasm(path)
+    assert info.kind is WasmKind.WIT_PACKAGE
+    assert info.exports == ("a:b/i@1.0.0", "a:b/w@1.0.0")
+
+
+def test_component_exporting_a_value_type_is_not_a_wit_package(tmp_path: Path) -> None:
+    types = _section(7, b"\x01\x72\x01" + _name("x") + b"\x79")  # (type (record (field "x" u32)))
+    exports = _section(11, b"\x01\x00" + _name("point") + b"\x03\x00\x00")
+    info = read_wasm(_file(tmp_path, COMPONENT + types + exports, "record.wasm"))
+    assert info.kind is WasmKind.COMPONENT
+    assert info.exports == ("point",)
+
+
 def _file(tmp_path: Path, data: bytes, name: str = "bad.wasm") -> Path:
     path = tmp_path / name
     path.write_bytes(data)

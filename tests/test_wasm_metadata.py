@@ -155,7 +155,10 @@ def test_component_still_runs_in_wasmtime(tiny_component: Path, tmp_path: Path) 
     assert add is not None
     assert add(store, 2, 40) == 42
     math = instance.get_export_index(store, "acme:tiny/math@0.1.0")
-    scale = instance.get_func(store, instance.get_export_index(store, "scale", math))
+    assert math is not None
+    scale_index = instance.get_export_index(store, "scale", math)
+    assert scale_index is not None
+    scale = instance.get_func(store, scale_index)
     assert scale is not None
     assert scale(store, 6) == 42
 
