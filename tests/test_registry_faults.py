@@ -56,7 +56,7 @@ def test_transient_503s_heal(
         head = proxy.add(Rule("status", method="HEAD", status=503, times=2))
         put = proxy.add(Rule("status", method="PUT", path="/manifests/", status=502, times=1))
         gateway = proxy.add(Rule("status", method="POST", path=UPLOAD, status=504, times=1))
-        code, out, err = _push(fault_layout, f"{proxy.address}/{repo}", tmp_path)
+        code, _, err = _push(fault_layout, f"{proxy.address}/{repo}", tmp_path)
     assert code == 0, err
     assert (head.fired, put.fired, gateway.fired) == (2, 1, 1)
     _assert_pushed(registry_anon, fault_layout, repo)
