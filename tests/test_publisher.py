@@ -1,0 +1,274 @@
+"""``hatch publish -p wasm-oci`` in a subprocess, against a real registry on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from hatch_wasm_oci.layout_reader import OciLayout, find_layouts
+from tests.fault_proxy import FaultProxy
+from tests.registry_fixtures import (
+    RegistryServer,
+    clean_env,
+    pack_layout,
+    run_cli,
+    skopeo_raw,
+    skopeo_tags,
+    unique_repo,
+)
+
+HATCH = Path(sys.executable).with_name("hatch")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _project(root: Path, wasm: Path, *, extra_toml: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "demo-component"\nversion = "1.2.0"\n' + extra_toml
+    )
+    pack_layout(wasm, root / "dist" / "wasm-oci" / "demo-component-1.2.0", tags=("1.2.0", "latest"))
+    return root
+
+
+def _hatch_publish(
+    project: Path,
+    *options: str,
+    env: Mapping[str, str],
+    user_config: str = "",
+) -> subprocess.CompletedProcess[str]:
+    config = Path(env["HOME"]) / "hatch-config.toml"
+    config.write_text(user_config)
+    args = [str(HATCH), "publish", "-p", "wasm-oci"]
+    for option in options:
+        args += ["-o", option] if "=" in option else [option]
+    return subprocess.run(
+        args,
+        cwd=project,
+        env={**env, "HATCH_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _manifests(layout: Path) -> dict[str, bytes]:
+    opened = OciLayout.open(layout)
+    return {tag: opened.manifest_bytes(tag) for tag in opened.tags()}
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_publish_dist_layouts_with_options(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "proj", tiny_component)
+    repo = f"{registry_anon.address}/{unique_repo()}"
+    result = _hatch_publish(
+        project, f"repository={repo}", "plain-http=true", env=clean_env(tmp_path / "home")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    layout = project / "dist" / "wasm-oci" / "demo-component-1.2.0"
+    manifests = _manifests(layout)
+    lines = result.stdout.splitlines()
+    for tag, data in manifests.items():
+        assert f"{repo}:{tag}@{_digest(data)}" in lines
+        assert skopeo_raw(registry_anon, f"{repo.split('/', 1)[1]}:{tag}") == data
+    summary = json.loads((project / "dist" / "wasm-oci-publish.json").read_text())
+    assert summary["dryRun"] is False
+    assert sorted(r["reference"] for r in summary["references"]) == sorted(
+        f"{repo}:{t}" for t in manifests
+    )
+    for entry in summary["references"]:
+        assert entry["digest"] == _digest(manifests[entry["reference"].rsplit(":", 1)[1]])
+        assert entry["pinned"] == f"{repo}@{entry['digest']}"
+        assert entry["size"] == len(manifests["latest"])
+
+
+def test_option_precedence_and_bool_strings(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    repo_project = f"{registry_anon.address}/{unique_repo('proj')}"
+    repo_target = f"{registry_anon.address}/{unique_repo('target')}"
+    repo_user = f"{registry_anon.address}/{unique_repo('user')}"
+    project = _project(
+        tmp_path / "proj",
+        tiny_component,
+        extra_toml=(
+            f'\n[tool.hatch.publish.wasm-oci]\nrepository = "{repo_project}"\n'
+            'tags = ["stable", "edge"]\nplain-http = true\nsummary = "out/summary.json"\n'
+            f'\n[tool.hatch.build.targets.wasm-oci]\nrepository = "{repo_target}"\n'
+        ),
+    )
+    env = clean_env(tmp_path / "home")
+    user = f'[publish.wasm-oci]\nrepository = "{repo_user}"\ntags = "from-user"\n'
+    # project config beats user config; the -o tags string beats both.
+    result = _hatch_publish(project, "tags=one,two", env=env, user_config=user)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split("@")[0] for line in result.stdout.splitlines()] == [
+        f"{repo_project}:one",
+        f"{repo_project}:two",
+    ]
+    assert (project / "out" / "summary.json").is_file()
+    # project tags when -o gives none
+    result = _hatch_publish(project, env=env, user_config=user)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(skopeo_tags(registry_anon, repo_project.split("/", 1)[1])) == [
+        "edge",
+        "one",
+        "stable",
+        "two",
+    ]
+    # "-o plain-http=false" (a string) overrides the project's true: TLS against plain HTTP fails
+    result = _hatch_publish(project, "plain-http=false", env=env, user_config=user)
+    assert result.returncode != 0
+    assert "--plain-http" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_repository_from_builder_target_and_user_config(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    repo_target = f"{registry_anon.address}/{unique_repo('target')}"
+    repo_user = f"{registry_anon.address}/{unique_repo('user')}"
+    project = _project(
+        tmp_path / "proj",
+        tiny_component,
+        extra_toml=f'\n[tool.hatch.build.targets.wasm-oci]\nrepository = "{repo_target}"\n',
+    )
+    env = clean_env(tmp_path / "home")
+    with_user = _hatch_publish(
+        project,
+        env=env,
+        user_config=f'[publish.wasm-oci]\nrepository = "{repo_user}"\nplain-http = "yes"\n',
+    )
+    assert with_user.returncode == 0, with_user.stdout + with_user.stderr
+    assert skopeo_tags(registry_anon, repo_user.split("/", 1)[1])
+    builder_only = _hatch_publish(project, "plain-http=1", env=env)
+    assert builder_only.returncode == 0, builder_only.stdout + builder_only.stderr
+    assert sorted(skopeo_tags(registry_anon, repo_target.split("/", 1)[1])) == ["1.2.0", "latest"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["repository=127.0.0.1:9/x/y", "dry-run=maybe"], "option dry-run: expected true or false"),
+        (["repository=127.0.0.1:9/x/y", "colour=blue"], "unknown option(s) colour"),
+        ([], "no repository to publish to"),
+        (["repository=127.0.0.1:9/Bad/Name"], "invalid reference"),
+    ],
+)
+def test_bad_options_abort_with_one_line(
+    options: list[str], message: str, tiny_component: Path, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "proj", tiny_component)
+    result = _hatch_publish(project, *options, env=clean_env(tmp_path / "home"))
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).strip()
+    assert message in output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1
+
+
+def test_dry_run_contacts_nothing_and_no_layout_is_an_error(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "proj", tiny_component)
+    env = clean_env(tmp_path / "home")
+    with FaultProxy(registry_anon.address, lifetime=60) as proxy:
+        repo = f"{proxy.address}/{unique_repo()}"
+        result = _hatch_publish(project, f"repository={repo}", "dry-run=true", env=env)
+        assert proxy.seen == []
+    assert result.returncode == 0, result.stderr
+    assert all(line.startswith(f"would push {repo}:") for line in result.stdout.splitlines())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "pyproject.toml").write_text('[project]\nname = "e"\nversion = "1"\n')
+    none = _hatch_publish(empty, f"repository={repo}", env=env)
+    assert none.returncode != 0
+    assert "no OCI layout under" in none.stdout + none.stderr
+
+
+def test_explicit_artifact_and_wrong_password(
+    registry_basic: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    assert registry_basic.username and registry_basic.password
+    project = _project(tmp_path / "proj", tiny_component)
+    other = pack_layout(tiny_component, tmp_path / "elsewhere" / "layout", tags=("other",))
+    repo = f"{registry_basic.address}/{unique_repo()}"
+    wrong = "publisher-Wrong-Pa55"
+    bad_env = clean_env(
+        tmp_path / "home",
+        HATCH_WASM_OCI_USERNAME=registry_basic.username,
+        HATCH_WASM_OCI_PASSWORD=wrong,
+    )
+    failed = _hatch_publish(
+        project, f"repository={repo}", "plain-http=true", str(other.layout), env=bad_env
+    )
+    assert failed.returncode != 0
+    assert wrong not in failed.stdout + failed.stderr
+    assert "rejected" in failed.stdout + failed.stderr
+    good_env = clean_env(
+        tmp_path / "home",
+        HATCH_WASM_OCI_USERNAME=registry_basic.username,
+        HATCH_WASM_OCI_PASSWORD=registry_basic.password,
+    )
+    ok = _hatch_publish(
+        project, f"repository={repo}", "plain-http=true", str(other.layout), env=good_env
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert [line.split("@")[0] for line in ok.stdout.splitlines()] == [f"{repo}:other"]
+    assert registry_basic.password not in ok.stdout + ok.stderr
+    summary = (project / "dist" / "wasm-oci-publish.json").read_text()
+    assert registry_basic.password not in summary and registry_basic.username not in summary
+
+
+@pytest.mark.slow
+def test_example_project_build_publish_pull_run(
+    request: pytest.FixtureRequest, registry_anon: RegistryServer, tmp_path: Path
+) -> None:
+    """example-project: hatch build -t wasm-oci -> hatch publish -> skopeo -> pull -> wasmtime."""
+    try:
+        built: Path = request.getfixturevalue("example_project_build")
+    except pytest.FixtureLookupError:
+        pytest.skip("tests/hatch_fixtures.py has no example_project_build fixture yet")
+    project = tmp_path / "example"
+    shutil.copytree(built, project)
+    (project / "dist" / "wasm-oci-publish.json").unlink(missing_ok=True)
+    layouts = find_layouts(project / "dist")
+    assert len(layouts) == 1
+    repo = f"{registry_anon.address}/{unique_repo('example')}"
+    env = clean_env(tmp_path / "home")
+    result = _hatch_publish(project, f"repository={repo}", "plain-http=true", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifests = _manifests(layouts[0])
+    assert len(manifests) >= 2
+    for tag, data in manifests.items():
+        assert f"{repo}:{tag}@{_digest(data)}" in result.stdout.splitlines()
+        assert skopeo_raw(registry_anon, f"{repo.split('/', 1)[1]}:{tag}") == data
+    tag = next(iter(manifests))
+    out = tmp_path / "pulled"
+    pulled = run_cli("pull", f"{repo}:{tag}", "-o", out, "--plain-http", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    layer = OciLayout.open(layouts[0]).layer(tag)
+    wasm = out / layer.annotations.get("org.opencontainers.image.title", "x.wasm")
+    assert wasm.read_bytes() == OciLayout.open(layouts[0]).blob_path(layer.digest).read_bytes()
+    ran = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "example-project" / "call_inventory.py"), str(wasm)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)
