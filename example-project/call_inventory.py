@@ -19,7 +19,7 @@ INTERFACE = "example:inventory/stock@0.1.0"
 
 
 def component_file(path: Path) -> Path:
-    """The .wasm file itself, or the single application/wasm layer of an OCI layout's first manifest."""
+    """The .wasm file itself, or the application/wasm layer of a layout's first manifest."""
     if path.is_file():
         return path
     index = json.loads((path / "index.json").read_text())

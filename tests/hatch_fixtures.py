@@ -67,14 +67,17 @@ def _source_files() -> list[Path]:
     return files
 
 
-@pytest.fixture(scope="session")
-def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with the freshly built plugin wheel and ``constraints.txt`` pinning it."""
+def make_wheelhouse(wheelhouse: Path, scratch: Path) -> Path:
+    """Build the plugin wheel from this checkout into ``wheelhouse``, with constraints pinning it.
+
+    The version gets a local label from a hash of the sources (``0.1.0+test.<hash>``), so the
+    build environment can only pick this wheel and uv's cache never serves a stale one.
+    """
     digest = hashlib.sha256()
     for file in _source_files():
         digest.update(file.relative_to(REPO).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(file.read_bytes()).digest())
-    source = tmp_path_factory.mktemp("plugin-source")
+    source = scratch / "plugin-source"
     shutil.copytree(
         REPO / "hatch_wasm_oci",
         source / "hatch_wasm_oci",
@@ -91,7 +94,7 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(REPO / extra, source / extra)
         else:
             (source / extra).write_text("test build\n")
-    wheelhouse = tmp_path_factory.mktemp("wheelhouse")
+    wheelhouse.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(wheelhouse)],
         cwd=source,
@@ -106,18 +109,17 @@ def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheelhouse
 
 
-@pytest.fixture(scope="session")
-def hatch_env(plugin_wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment variables for ``hatch`` subprocesses (see the module docstring)."""
-    state = tmp_path_factory.mktemp("hatch-state")
+def hatch_environment(wheelhouse: Path, state: Path) -> dict[str, str]:
+    """Environment for ``hatch`` subprocesses using ``wheelhouse``; Hatch's data, cache and the
+    componentize cache live under ``state``."""
     env = dict(os.environ)
     for name in ("SOURCE_DATE_EPOCH", "HATCH_ENV", "VIRTUAL_ENV", "HATCH_WASM_OCI_NO_CACHE"):
         env.pop(name, None)
-    constraints = str(plugin_wheelhouse / CONSTRAINTS_FILE)
+    constraints = str(wheelhouse / CONSTRAINTS_FILE)
     env["PIP_FIND_LINKS"] = " ".join(
-        filter(None, [str(plugin_wheelhouse), os.environ.get("PIP_FIND_LINKS", "")])
+        filter(None, [str(wheelhouse), os.environ.get("PIP_FIND_LINKS", "")])
     )
-    env["UV_FIND_LINKS"] = str(plugin_wheelhouse)
+    env["UV_FIND_LINKS"] = str(wheelhouse)
     env["PIP_CONSTRAINT"] = " ".join(
         filter(None, [os.environ.get("PIP_CONSTRAINT", ""), constraints])
     )
@@ -127,6 +129,20 @@ def hatch_env(plugin_wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory)
     env["HATCH_WASM_OCI_CACHE"] = str(state / "components")
     env["PATH"] = os.pathsep.join([str(HATCH.parent), env.get("PATH", "")])
     return env
+
+
+@pytest.fixture(scope="session")
+def plugin_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the freshly built plugin wheel and ``constraints.txt`` pinning it."""
+    return make_wheelhouse(
+        tmp_path_factory.mktemp("wheelhouse"), tmp_path_factory.mktemp("plugin-build")
+    )
+
+
+@pytest.fixture(scope="session")
+def hatch_env(plugin_wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment variables for ``hatch`` subprocesses (see the module docstring)."""
+    return hatch_environment(plugin_wheelhouse, tmp_path_factory.mktemp("hatch-state"))
 
 
 def run_hatch(
@@ -181,7 +197,8 @@ def write_project(
     text = (
         '[build-system]\nrequires = ["hatchling", "hatch-wasm-oci"]\n'
         'build-backend = "hatchling.build"\n\n'
-        f'[project]\nname = "{name}"\nversion = "{version}"\n{project_extra}\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\nrequires-python = ">=3.10"\n'
+        f"{project_extra}\n"
     )
     if wasm_oci:
         text += f"\n[tool.hatch.build.targets.wasm-oci]\n{wasm_oci}\n"
