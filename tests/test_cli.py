@@ -73,7 +73,8 @@ def test_pack_then_inspect_and_verify_the_layout(tiny_component: Path, tmp_path:
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
 
-    blob = next(p for p in (out / "blobs/sha256").iterdir() if p.stat().st_size > 1000)
+    layer_digest = entry["manifest"]["layers"][0]["digest"]
+    blob = out / "blobs/sha256" / layer_digest.removeprefix("sha256:")
     blob.write_bytes(blob.read_bytes() + b"\0")
     proc = run("verify", str(out))
     assert proc.returncode == 2
@@ -136,6 +137,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
         assert proc.stderr.count("\n") == 1, (name, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert str(path) in proc.stderr, (name, proc.stderr)
+        if command == "inspect" and name == "directory":
+            fragment = "not an OCI image layout"  # inspect reads a directory as a layout
         assert fragment.lower() in proc.stderr.lower(), (name, proc.stderr)
         assert proc.stdout == ""
         assert not out.exists()

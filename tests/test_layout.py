@@ -176,7 +176,10 @@ def test_layer_runs_in_wasmtime(tiny_component: Path, tmp_path: Path) -> None:
     engine = Engine()
     store = Store(engine)
     component = Component.from_file(engine, str(layer))
-    instance = Linker(engine).instantiate(store, component)
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("acme:tiny/host@0.1.0") as host:
+        host.add_func("factor", lambda _store: 7)
+    instance = linker.instantiate(store, component)
     add = instance.get_func(store, "add")
     assert add is not None
     assert add(store, 40, 2) == 42
