@@ -44,6 +44,51 @@ def abort_build(app: Any, error: WasmOciError, *, context: str = "wasm-oci") -> 
     raise SystemExit(1)  # app.abort exits; this line satisfies the type checker
 
 
+def missing_runtime_dependencies(dependencies: list[str]) -> list[str]:
+    """The requirements in ``dependencies`` that the running environment does not satisfy."""
+    import importlib.metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing: list[str] = []
+    for text in dependencies:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            installed = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(text)
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            missing.append(text)
+    return missing
+
+
+def check_runtime_dependencies(
+    target_config: dict[str, Any], dependencies: list[str], table: str
+) -> None:
+    """Fail clearly when ``require-runtime-dependencies`` asked for packages that are not there.
+
+    Hatch 1.16+ does not install them for ``hatch build -t <custom target>`` (pypa/hatch#2110);
+    componentize-py would then stop on the app's first import.
+    """
+    if target_config.get("require-runtime-dependencies") is not True:
+        return
+    missing = missing_runtime_dependencies(dependencies)
+    if missing:
+        raise ConfigurationError(
+            [
+                f"{table}.require-runtime-dependencies: the build environment lacks "
+                f"{', '.join(missing)} (Hatch did not install the project's dependencies); "
+                f"list them in {table}.dependencies instead"
+            ]
+        )
+
+
 def remove_if_empty(directory: Path) -> None:
     """Remove ``directory`` when a failed build left it empty."""
     with contextlib.suppress(OSError):
@@ -76,6 +121,9 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
             version = self.metadata.version
             settings = parse_settings(
                 self.target_config, root=self.root, table=TARGET_TABLE, version=version
+            )
+            check_runtime_dependencies(
+                self.target_config, self.metadata.core.dependencies, TARGET_TABLE
             )
             output = build_artifact(
                 settings,

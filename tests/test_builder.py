@@ -329,3 +329,98 @@ def test_compiler_arguments() -> None:
         "-d", "wit", "-d", "more.wit", "-w", "w", "componentize", "-p", "src", "-p", "lib",
         "--stub-wasi", "--module-worlds", "m=w", "pkg.app", "-o", "out.wasm",
     ]  # fmt: skip
+
+
+BUMPER_WIT = """\
+package demo:bumper@0.2.0;
+
+world bumper {
+  export bump-minor: func(version: string) -> result<string, string>;
+}
+"""
+BUMPER_APP = """\
+import semver
+import wit_world
+from componentize_py_types import Err
+
+
+class WitWorld(wit_world.WitWorld):
+    def bump_minor(self, version: str) -> str:
+        try:
+            return str(semver.Version.parse(version).bump_minor())
+        except ValueError as exc:
+            raise Err(str(exc))
+"""
+
+
+@pytest.mark.slow
+def test_build_environment_packages_are_bundled_and_stub_wasi(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Packages of the build environment (the target's ``dependencies``) are visible to
+    componentize-py: the component imports ``semver``."""
+    project = write_project(
+        tmp_path / "bumper",
+        name="bumper",
+        version="0.2.0",
+        project_extra='dependencies = ["semver>=3"]\n',
+        wasm_oci=(
+            'dependencies = ["semver>=3"]\n'
+            "[tool.hatch.build.targets.wasm-oci.componentize-py]\n"
+            'wit-path = "wit/bumper.wit"\nworld = "bumper"\napp = "bumper_app"\n'
+            'python-path = ["src"]\nstub-wasi = true\n'
+        ),
+        files={"wit/bumper.wit": BUMPER_WIT, "src/bumper_app.py": BUMPER_APP},
+    )
+    run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
+    layout = only_layout(project)
+    manifest, _ = manifest_of(layout, "0.2.0")
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    assert config["component"]["target"] == "demo:bumper/bumper@0.2.0"
+    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    imports, exports = wit_world(layer)
+    assert imports == set()  # stub-wasi: no WASI imports
+    assert "bump-minor" in exports
+    assert set(config["component"]["exports"]) == exports
+
+    engine = wasmtime.Engine()
+    component = wc.Component.from_file(engine, str(layer))
+    store = wasmtime.Store(engine)
+    instance = wc.Linker(engine).instantiate(store, component)
+    func = instance.get_func(store, instance.get_export_index(store, "bump-minor"))
+    assert func is not None
+    results = []
+    for version in ("1.2.3", "not-a-version"):
+        results.append(func(store, version))
+        func.post_return(store)
+    assert results[0] == wc.Variant("ok", "1.3.0")
+    assert isinstance(results[1], wc.Variant) and results[1].tag == "err"
+    assert "not-a-version is not valid SemVer string" in results[1].payload
+
+
+@pytest.mark.slow
+def test_require_runtime_dependencies_that_hatch_did_not_install(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Hatch 1.16+ ignores ``require-runtime-dependencies`` for ``-t <custom target>``
+    (pypa/hatch#2110): the builder says so, with the fix, before compiling."""
+    project = write_project(
+        tmp_path / "needs-deps",
+        project_extra='dependencies = ["semver>=3"]\n',
+        wasm_oci=(
+            "require-runtime-dependencies = true\n"
+            "[tool.hatch.build.targets.wasm-oci.componentize-py]\n"
+            'wit-path = "wit/bumper.wit"\nworld = "bumper"\napp = "bumper_app"\n'
+            'python-path = ["src"]\n'
+        ),
+        files={"wit/bumper.wit": BUMPER_WIT, "src/bumper_app.py": BUMPER_APP},
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert run.returncode != 0
+    assert (
+        f"wasm-oci: {TARGET}.require-runtime-dependencies: the build environment lacks "
+        f"semver>=3 (Hatch did not install the project's dependencies); list them in "
+        f"{TARGET}.dependencies instead"
+    ) in run.stderr.splitlines()
+    assert "Compiling" not in run.output
+    assert not (project / "dist").exists()
