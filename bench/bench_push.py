@@ -1,0 +1,194 @@
+"""Benchmark: ``hatch-wasm-oci push`` vs ``skopeo copy`` of the same ~256 MiB Wasm OCI layout.
+
+Starts a local distribution registry on 127.0.0.1 (the test fixture's), builds a real component
+(wasm-tools) grown with a random custom section, packs it with ``layout.pack``, then pushes it
+alternately with both tools into fresh repositories of the same registry and prints wall time,
+child peak RSS (``os.wait4``) and a re-push of unchanged content through a byte-counting proxy.
+
+Usage: python bench/bench_push.py [--size-mib 256] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hatch_wasm_oci.layout import pack  # noqa: E402
+from tests.fault_proxy import FaultProxy  # noqa: E402
+from tests.registry_fixtures import clean_env, padded_component, start_registry  # noqa: E402
+
+WIT = "package bench:tiny;\nworld tiny { export answer: func() -> u32; }\n"
+WAT = '(module (func (export "answer") (result i32) i32.const 42))\n'
+
+
+def wasm_tools(*args: str | Path) -> None:
+    exe = Path(sys.executable).with_name("wasm-tools")
+    subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True)
+
+
+def build_component(directory: Path, size: int) -> Path:
+    (directory / "tiny.wit").write_text(WIT)
+    (directory / "core.wat").write_text(WAT)
+    wasm_tools(
+        "component",
+        "embed",
+        directory / "tiny.wit",
+        directory / "core.wat",
+        "-o",
+        directory / "embedded.wasm",
+    )
+    wasm_tools("component", "new", directory / "embedded.wasm", "-o", directory / "tiny.wasm")
+    big = padded_component(directory / "tiny.wasm", directory / "big.wasm", size)
+    wasm_tools("validate", big)
+    return big
+
+
+def measured(args: list[str], env: dict[str, str], tmp: Path) -> tuple[float, int]:
+    """Run ``args`` under /usr/bin/time; (wall seconds, peak RSS KiB of exactly that command).
+
+    ``os.wait4`` on a child of this process would report at least this process's own peak RSS
+    (Linux carries the pre-exec high-water mark into the child's ``ru_maxrss``); the small
+    ``time`` binary keeps that floor at about 2 MiB.
+    """
+    rss_file = tmp / "rss.txt"
+    started = time.perf_counter()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[0]} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+    return wall, int(rss_file.read_text().split()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp_name:
+        tmp = Path(tmp_name)
+        wasm = build_component(tmp, args.size_mib << 20)
+        layout = pack(wasm, tmp / "layout", tags=("bench",)).layout
+        size = wasm.stat().st_size
+        env = clean_env(tmp / "home")
+        ours_cmd = [sys.executable, "-m", "hatch_wasm_oci", "push", str(layout)]
+        ours: list[tuple[float, int]] = []
+        theirs: list[tuple[float, int]] = []
+        for round_no in range(args.rounds):
+            # A fresh registry per round: skopeo's blob-info cache (for root it lives in
+            # /var/lib/containers/cache) remembers host:port/repo locations and would mount
+            # instead of upload; a new port has no history. Both tools push to it in turn.
+            server = start_registry(tmp / f"registry-{round_no}")
+            try:
+                for tool in ("ours", "skopeo") if round_no % 2 == 0 else ("skopeo", "ours"):
+                    repo = f"{server.address}/bench/{tool}-{uuid.uuid4().hex[:8]}"
+                    if tool == "ours":
+                        summary = tmp / "summary.json"
+                        # a fresh blob-location cache: no cross-repository mounts, a real upload
+                        run_env = dict(env, XDG_CACHE_HOME=str(tmp / f"cache-{round_no}"))
+                        wall, rss = measured(
+                            [*ours_cmd, f"{repo}:bench", "--plain-http", "--summary", str(summary)],
+                            run_env,
+                            tmp,
+                        )
+                        stats = json.loads(summary.read_text())["stats"]
+                        assert stats["blobsUploaded"] == 2 and stats["blobsMounted"] == 0, stats
+                        assert stats["blobBytesSent"] >= size, stats
+                        ours.append((wall, rss))
+                        ours_repo = repo.split("/", 1)[1]
+                    else:
+                        wall, rss = measured(
+                            [
+                                "skopeo",
+                                "copy",
+                                "--quiet",
+                                f"oci:{layout}:bench",
+                                f"docker://{repo}:bench",
+                                "--dest-tls-verify=false",
+                            ],
+                            env,
+                            tmp,
+                        )
+                        theirs.append((wall, rss))
+                if round_no == args.rounds - 1:
+                    with FaultProxy(server.address, lifetime=600) as proxy:
+                        wall_re, rss_re = measured(
+                            [
+                                *ours_cmd,
+                                f"{proxy.address}/{ours_repo}:bench",
+                                "--plain-http",
+                                "--summary",
+                                str(tmp / "repush.json"),
+                            ],
+                            env,
+                            tmp,
+                        )
+                        repush_bytes = proxy.upload_bytes
+                        repush_requests = [f"{s.method} {s.status}" for s in proxy.seen]
+                    repush_stats = json.loads((tmp / "repush.json").read_text())["stats"]
+            finally:
+                server.stop()
+
+    ours_wall = statistics.median(w for w, _ in ours)
+    skopeo_wall = statistics.median(w for w, _ in theirs)
+    result = {
+        "component_bytes": size,
+        "rounds": args.rounds,
+        "ours_wall_s": [round(w, 3) for w, _ in ours],
+        "skopeo_wall_s": [round(w, 3) for w, _ in theirs],
+        "ours_median_s": round(ours_wall, 3),
+        "skopeo_median_s": round(skopeo_wall, 3),
+        "wall_ratio_ours_over_skopeo": round(ours_wall / skopeo_wall, 3),
+        "ours_peak_rss_mib": round(max(r for _, r in ours) / 1024, 1),
+        "skopeo_peak_rss_mib": round(max(r for _, r in theirs) / 1024, 1),
+        "ours_rss_mib": [round(r / 1024, 1) for _, r in ours],
+        "skopeo_rss_mib": [round(r / 1024, 1) for _, r in theirs],
+        "repush_wall_s": round(wall_re, 3),
+        "repush_peak_rss_mib": round(rss_re / 1024, 1),
+        "repush_blob_bytes_seen_by_proxy": repush_bytes,
+        "repush_blob_bytes_counted_by_client": repush_stats["blobBytesSent"],
+        "repush_requests": repush_requests,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    mib = size / 2**20
+    print(f"component: {mib:.1f} MiB, {args.rounds} rounds, registry 127.0.0.1 (distribution 2.8)")
+    print(
+        f"hatch-wasm-oci push: median {ours_wall:.2f} s  {result['ours_wall_s']}  "
+        f"peak RSS {result['ours_peak_rss_mib']} MiB {result['ours_rss_mib']}"
+    )
+    print(
+        f"skopeo copy:         median {skopeo_wall:.2f} s  {result['skopeo_wall_s']}  "
+        f"peak RSS {result['skopeo_peak_rss_mib']} MiB {result['skopeo_rss_mib']}"
+    )
+    print(
+        f"wall-time ratio (ours / skopeo): {result['wall_ratio_ours_over_skopeo']:.2f}x "
+        "(target <= 1.0x)"
+    )
+    print(
+        f"re-push unchanged: {wall_re:.2f} s, blob bytes sent {repush_bytes} (proxy) / "
+        f"{repush_stats['blobBytesSent']} (client), requests: {', '.join(repush_requests)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
