@@ -1,0 +1,233 @@
+"""Credential discovery, references, error hints, registry tokens and TTY progress."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hatch_wasm_oci.docker_auth import resolve_credentials
+from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.reference import parse_reference
+from hatch_wasm_oci.registry_errors import http_error
+from tests.registry_fixtures import (
+    RegistryServer,
+    clean_env,
+    pack_layout,
+    padded_component,
+    run_cli,
+    skopeo_raw,
+    unique_repo,
+)
+
+
+def _config(tmp_path: Path, data: dict[str, object]) -> dict[str, str]:
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    return {"DOCKER_CONFIG": str(tmp_path), "HOME": str(tmp_path / "nohome"), "PATH": "/usr/bin"}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "key", ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"]
+)
+def test_docker_hub_keys(key: str, tmp_path: Path) -> None:
+    env = _config(tmp_path, {"auths": {key: {"auth": _b64("hubuser:hubpass")}}})
+    creds = resolve_credentials(parse_reference("acme/app:1").host, env)
+    assert (creds.username, creds.password) == ("hubuser", "hubpass")
+    assert key in creds.source
+    assert "hubpass" not in repr(creds)
+
+
+def test_environment_beats_docker_config_and_needs_both(tmp_path: Path) -> None:
+    env = _config(tmp_path, {"auths": {"ghcr.io": {"auth": _b64("cfg:cfgpass")}}})
+    env.update(HATCH_WASM_OCI_USERNAME="envuser", HATCH_WASM_OCI_PASSWORD="envpass")
+    creds = resolve_credentials("ghcr.io", env)
+    assert (creds.username, creds.password) == ("envuser", "envpass")
+    assert "HATCH_WASM_OCI_USERNAME" in creds.source
+    token = resolve_credentials("ghcr.io", {**env, "HATCH_WASM_OCI_TOKEN": "tok"})
+    assert token.registry_token == "tok" and token.password is None
+    del env["HATCH_WASM_OCI_PASSWORD"]
+    with pytest.raises(RegistryError, match="HATCH_WASM_OCI_PASSWORD is not set"):
+        resolve_credentials("ghcr.io", env)
+
+
+def test_other_hosts_and_anonymous(tmp_path: Path) -> None:
+    env = _config(tmp_path, {"auths": {"https://ghcr.io": {"auth": _b64("u:p")}}})
+    assert resolve_credentials("ghcr.io", env).password == "p"
+    assert resolve_credentials("quay.io", env).anonymous
+    assert resolve_credentials("ghcr.io", {"HOME": str(tmp_path / "none")}).anonymous
+
+
+def test_helper_identity_token(tmp_path: Path) -> None:
+    helper = tmp_path / "bin" / "docker-credential-idt"
+    helper.parent.mkdir()
+    helper.write_text(
+        '#!/bin/sh\nread s\nprintf \'{"Username":"<token>","Secret":"refresh-xyz"}\'\n'
+    )
+    helper.chmod(0o755)
+    env = _config(tmp_path, {"credHelpers": {"myregistry.azurecr.io": "idt"}})
+    env["PATH"] = f"{helper.parent}:/usr/bin"
+    creds = resolve_credentials("myregistry.azurecr.io", env)
+    assert creds.identity_token == "refresh-xyz" and creds.password is None
+    assert "docker-credential-idt" in creds.source
+
+
+def test_broken_docker_config_is_named(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(RegistryError, match=r"config\.json is not valid JSON"):
+        resolve_credentials("ghcr.io", {"DOCKER_CONFIG": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "repo", "tag", "digest"),
+    [
+        ("ghcr.io/acme/app:1.0", "ghcr.io", "acme/app", "1.0", None),
+        ("localhost:5000/app", "localhost:5000", "app", None, None),
+        ("alpine", "docker.io", "library/alpine", None, None),
+        ("acme/app@sha256:" + "a" * 64, "docker.io", "acme/app", None, "sha256:" + "a" * 64),
+    ],
+)
+def test_references(text: str, host: str, repo: str, tag: str | None, digest: str | None) -> None:
+    ref = parse_reference(text)
+    assert (ref.host, ref.repository, ref.tag, ref.digest) == (host, repo, tag, digest)
+
+
+@pytest.mark.parametrize(
+    "text", ["https://ghcr.io/a/b", "ghcr.io/A/b", "ghcr.io/a/b:1+local", "a@sha256:12"]
+)
+def test_bad_references(text: str) -> None:
+    with pytest.raises(RegistryError, match="invalid"):
+        parse_reference(text)
+
+
+def _body(code: str, message: str) -> bytes:
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("host", "status", "body", "what", "expected"),
+    [
+        ("ghcr.io", 403, _body("DENIED", "permission_denied"), "blob", "write:packages"),
+        (
+            "registry.gitlab.com",
+            400,
+            _body("MANIFEST_INVALID", "manifest invalid"),
+            "manifest",
+            "GitLab's container registry rejects the Wasm config media type",
+        ),
+        (
+            "123.dkr.ecr.us-east-1.amazonaws.com",
+            400,
+            b"{}",
+            "manifest",
+            "ECR rejects some manifest fields",
+        ),
+        ("example.com", 404, _body("NAME_UNKNOWN", "repo"), "blob", "does not exist"),
+        ("example.com", 413, b"", "blob", "HATCH_WASM_OCI_CHUNKED_ABOVE"),
+        ("example.com", 403, b"", "blob", "docker config X may not push"),
+    ],
+)
+def test_hints(host: str, status: int, body: bytes, what: str, expected: str) -> None:
+    error = http_error(
+        status,
+        body,
+        action="pushing",
+        host=host,
+        repository="acme/app",
+        what=what,
+        credential_source="docker config X",
+        anonymous=False,
+    )
+    text = str(error)
+    assert expected in text
+    assert "\n" not in text
+    assert f"HTTP {status}" in text
+
+
+def test_registry_token_from_environment(
+    registry_token: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    from tests.token_server import TokenServer
+
+    tokens = registry_token.extra["tokens"]
+    assert isinstance(tokens, TokenServer)
+    layout = pack_layout(tiny_component, tmp_path / "layout", tags=("t",)).layout
+    repo = unique_repo()
+    token = tokens.sign("ci", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}])
+    ok = run_cli(
+        "push",
+        layout,
+        f"{registry_token.address}/{repo}",
+        "--plain-http",
+        env=clean_env(tmp_path / "home", HATCH_WASM_OCI_TOKEN=token),
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert token not in ok.stdout + ok.stderr
+    assert skopeo_raw(registry_token, f"{repo}:t")
+    other = unique_repo()
+    denied = run_cli(
+        "push",
+        layout,
+        f"{registry_token.address}/{other}",
+        "--plain-http",
+        env=clean_env(tmp_path / "home", HATCH_WASM_OCI_TOKEN=token),
+    )
+    assert denied.returncode == 2
+    assert "HATCH_WASM_OCI_TOKEN environment variable were rejected" in denied.stderr
+    assert token not in denied.stdout + denied.stderr
+
+
+def test_progress_only_on_a_terminal(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    wasm = padded_component(tiny_component, tmp_path / "p.wasm", 20 << 20)
+    layout = pack_layout(wasm, tmp_path / "layout", tags=("p",)).layout
+    env = clean_env(tmp_path / "home")
+    quiet = run_cli(
+        "push", layout, f"{registry_anon.address}/{unique_repo()}", "--plain-http", env=env
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    main_fd, tty_fd = os.openpty()
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hatch_wasm_oci",
+                "push",
+                str(layout),
+                f"{registry_anon.address}/{unique_repo()}",
+                "--plain-http",
+                "--summary",
+                str(tmp_path / "s.json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=tty_fd,
+            env=clean_env(tmp_path / "home2"),  # a fresh blob cache: upload, not mount
+            timeout=120,
+            check=False,
+        )
+        os.close(tty_fd)
+        chunks = []
+        while True:
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main_fd)
+    assert proc.returncode == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "uploading sha256:" in shown and "MiB/s" in shown
+    assert proc.stdout.decode().startswith(f"{registry_anon.address}/")
