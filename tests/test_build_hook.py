@@ -58,7 +58,7 @@ def test_python_m_build_writes_layout_next_to_wheel_and_ships_the_component(
     )
     (project / "pyproject.toml").write_text(HOST_PYPROJECT)
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--installer", "uv", str(project)],
+        [sys.executable, "-m", "build", str(project)],
         cwd=project,
         env=hatch_env,
         capture_output=True,
