@@ -292,6 +292,8 @@ class RegistryClient:
         if service:
             params.append(("service", service))
         params.extend(("scope", s) for s in scopes)
+        if "://" not in realm:
+            realm = f"{'http' if self.plain_http else 'https'}://{realm}"
         realm_host = urlsplit(realm).netloc or realm
         action = f"getting a token from {realm_host}"
         if creds.identity_token:
@@ -392,6 +394,8 @@ class RegistryClient:
                 except RegistryError as err:
                     raise RegistryError(f"{err}{self._connection_hint(description)}") from None
                 continue
+            except requests.exceptions.RequestException as exc:
+                raise RegistryError(f"{action} failed: {type(exc).__name__}") from None
             finally:
                 close = getattr(data, "close", None)
                 if close is not None:

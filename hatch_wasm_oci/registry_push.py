@@ -304,7 +304,7 @@ class _Pusher:
             return
         if head.status_code != 404:
             raise client.error(head, action=action, repository=repo, what="blob")
-        location = self.try_mount(client, repo, blob, action)
+        location = self.mount_or_start(client, repo, blob, action)
         if location is None:
             return
         backoff = Backoff(client.retry)
@@ -322,11 +322,11 @@ class _Pusher:
                 location = None
                 backoff.wait_or_raise(exc.description, exc.retry_after, action)
 
-    def try_mount(
+    def mount_or_start(
         self, client: RegistryClient, repo: str, blob: Descriptor, action: str
     ) -> str | None:
-        """Mount from a repository known to hold the blob; returns an upload URL, or None if
-        mounted."""
+        """Mount from a repository known to hold the blob (None when mounted), else return the
+        URL of a new upload session."""
         here = [r for r in self.pushed_here.get((client.host, blob.digest), []) if r != repo]
         candidates = list(reversed(here)) + self.locations.candidates(
             client.host, blob.digest, repo
