@@ -473,6 +473,14 @@ class RegistryClient:
             raise self.error(response, action=action, repository=repository, what=what)
         return response
 
+    def _speaks_tls(self) -> bool:
+        """Whether a plain-HTTP 400 came from a TLS server (Go's answer to plain HTTP)."""
+        try:
+            probe = self.session.get(f"{self.base}/v2/", timeout=5)
+        except Exception:
+            return False
+        return _plain_http_rejected(probe.text)
+
     def error(
         self, response: requests.Response, *, action: str, repository: str, what: str
     ) -> RegistryError:
@@ -481,6 +489,11 @@ class RegistryClient:
             body = response.content[:65536]
         except Exception:  # a broken body must not hide the status
             body = b""
+        if self.plain_http and response.status_code == 400 and self._speaks_tls():
+            return RegistryError(
+                f"{action} failed: {self.host} speaks HTTPS, not plain HTTP — hint: drop "
+                "--plain-http (-o plain-http=false); pass --ca-file PATH for a private CA"
+            )
         return http_error(
             response.status_code,
             body,
@@ -491,6 +504,10 @@ class RegistryClient:
             credential_source=self.credentials.source,
             anonymous=self.credentials.anonymous,
         )
+
+
+def _plain_http_rejected(text: str) -> bool:
+    return "HTTP request to an HTTPS server" in text
 
 
 def _quote(value: str) -> str:

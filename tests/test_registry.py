@@ -302,16 +302,19 @@ def test_tls_with_ca_file(registry_tls: RegistryServer, tiny_layout: Path, tmp_p
     env = clean_env(tmp_path / "home")
     repo = unique_repo()
     ref = f"{registry_tls.address}/{repo}:secure"
+    ca = registry_tls.ca_file
+    assert ca is not None
     untrusted = run_cli("push", tiny_layout, ref, env=env)
     assert untrusted.returncode == 2
     assert "TLS verification" in untrusted.stderr and "--ca-file" in untrusted.stderr
     plain = run_cli("push", tiny_layout, ref, "--plain-http", env=env)
     assert plain.returncode == 2
-    result = run_cli("push", tiny_layout, ref, "--ca-file", registry_tls.ca_file, env=env)
+    assert "speaks HTTPS" in plain.stderr and "drop --plain-http" in plain.stderr
+    result = run_cli("push", tiny_layout, ref, "--ca-file", ca, env=env)
     assert result.returncode == 0, result.stderr
     assert skopeo_raw(registry_tls, f"{repo}:secure") == _layout_manifests(tiny_layout)["latest"]
     out = tmp_path / "out"
-    pulled = run_cli("pull", ref, "-o", out, "--ca-file", registry_tls.ca_file, env=env)
+    pulled = run_cli("pull", ref, "-o", out, "--ca-file", ca, env=env)
     assert pulled.returncode == 0, pulled.stderr
 
 
