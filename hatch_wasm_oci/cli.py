@@ -110,10 +110,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     layout = OciLayout.open(Path(args.layout))
     layout.verify()
-    tags = layout.tags()
-    print(
-        f"{layout.path}: ok ({len(layout.manifests())} manifests, tags: {', '.join(sorted(tags))})"
-    )
+    manifests = {d.digest for d in layout.manifests()}
+    tags = ", ".join(sorted(layout.tags())) or "none"
+    print(f"{layout.path}: ok ({len(manifests)} manifest(s), tags: {tags})")
     return 0
 
 
