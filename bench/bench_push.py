@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -53,17 +54,21 @@ def build_component(directory: Path, size: int) -> Path:
     return big
 
 
-def measured(args: list[str], env: dict[str, str], tmp: Path) -> tuple[float, int]:
-    """Run ``args`` under /usr/bin/time; (wall seconds, peak RSS KiB of exactly that command).
+def measured(args: list[str], env: dict[str, str], tmp: Path) -> tuple[float, int, float]:
+    """Run ``args`` under /usr/bin/time: (wall s, peak RSS KiB, user+sys CPU s) of that command.
 
     ``os.wait4`` on a child of this process would report at least this process's own peak RSS
     (Linux carries the pre-exec high-water mark into the child's ``ru_maxrss``); the small
     ``time`` binary keeps that floor at about 2 MiB.
     """
     rss_file = tmp / "rss.txt"
+    # Flush the previous run's dirty pages first: otherwise whichever tool runs second in a
+    # round pays for the first one's 256 MiB of write-back.
+    os.sync()
+    time.sleep(0.2)
     started = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *args],
+        ["/usr/bin/time", "-f", "%M %U %S", "-o", str(rss_file), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -72,7 +77,8 @@ def measured(args: list[str], env: dict[str, str], tmp: Path) -> tuple[float, in
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{args[0]} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
-    return wall, int(rss_file.read_text().split()[-1])
+    rss, user, system = rss_file.read_text().split()[-3:]
+    return wall, int(rss), float(user) + float(system)
 
 
 def main() -> int:
@@ -90,6 +96,7 @@ def main() -> int:
         env = clean_env(tmp / "home")
         ours_cmd = [sys.executable, "-m", "hatch_wasm_oci", "push", str(layout)]
         ours: list[tuple[float, int]] = []
+        cpu: dict[str, list[float]] = {"ours": [], "skopeo": []}
         theirs: list[tuple[float, int]] = []
         for round_no in range(args.rounds):
             # A fresh registry per round: skopeo's blob-info cache (for root it lives in
@@ -103,7 +110,7 @@ def main() -> int:
                         summary = tmp / "summary.json"
                         # a fresh blob-location cache: no cross-repository mounts, a real upload
                         run_env = dict(env, XDG_CACHE_HOME=str(tmp / f"cache-{round_no}"))
-                        wall, rss = measured(
+                        wall, rss, cpu_s = measured(
                             [*ours_cmd, f"{repo}:bench", "--plain-http", "--summary", str(summary)],
                             run_env,
                             tmp,
@@ -112,9 +119,10 @@ def main() -> int:
                         assert stats["blobsUploaded"] == 2 and stats["blobsMounted"] == 0, stats
                         assert stats["blobBytesSent"] >= size, stats
                         ours.append((wall, rss))
+                        cpu["ours"].append(cpu_s)
                         ours_repo = repo.split("/", 1)[1]
                     else:
-                        wall, rss = measured(
+                        wall, rss, cpu_s = measured(
                             [
                                 "skopeo",
                                 "copy",
@@ -127,9 +135,10 @@ def main() -> int:
                             tmp,
                         )
                         theirs.append((wall, rss))
+                        cpu["skopeo"].append(cpu_s)
                 if round_no == args.rounds - 1:
                     with FaultProxy(server.address, lifetime=600) as proxy:
-                        wall_re, rss_re = measured(
+                        wall_re, rss_re, _ = measured(
                             [
                                 *ours_cmd,
                                 f"{proxy.address}/{ours_repo}:bench",
@@ -160,6 +169,8 @@ def main() -> int:
         "skopeo_peak_rss_mib": round(max(r for _, r in theirs) / 1024, 1),
         "ours_rss_mib": [round(r / 1024, 1) for _, r in ours],
         "skopeo_rss_mib": [round(r / 1024, 1) for _, r in theirs],
+        "ours_cpu_s_median": round(statistics.median(cpu["ours"]), 3),
+        "skopeo_cpu_s_median": round(statistics.median(cpu["skopeo"]), 3),
         "repush_wall_s": round(wall_re, 3),
         "repush_peak_rss_mib": round(rss_re / 1024, 1),
         "repush_blob_bytes_seen_by_proxy": repush_bytes,
@@ -178,6 +189,10 @@ def main() -> int:
     print(
         f"skopeo copy:         median {skopeo_wall:.2f} s  {result['skopeo_wall_s']}  "
         f"peak RSS {result['skopeo_peak_rss_mib']} MiB {result['skopeo_rss_mib']}"
+    )
+    print(
+        f"client CPU (user+sys) median: ours {result['ours_cpu_s_median']} s, "
+        f"skopeo {result['skopeo_cpu_s_median']} s"
     )
     print(
         f"wall-time ratio (ours / skopeo): {result['wall_ratio_ours_over_skopeo']:.2f}x "
