@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,24 +18,29 @@ class Run:
 
 
 def measure(argv: Sequence[str], repeat: int = 3, shell: bool = False) -> Run:
-    """Run ``argv`` ``repeat`` times; raise if it fails; return the best time and max RSS."""
+    """Run ``argv`` ``repeat`` times; raise if it fails; return the best time and max RSS.
+
+    Peak RSS comes from ``/usr/bin/time -f %M`` (Debian package ``time``): a child's own
+    ``ru_maxrss`` would start at this benchmark's RSS, which the fork carries over.
+    """
+    command = list(argv) if not shell else ["/bin/sh", "-c", " ".join(argv)]
     best = float("inf")
     peak = 0.0
     for _ in range(repeat):
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv if not shell else ["/bin/sh", "-c", " ".join(argv)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise SystemExit(f"command failed ({proc.returncode}): {' '.join(argv)}\n{err}")
+        with tempfile.NamedTemporaryFile("r") as report:
+            start = time.perf_counter()
+            proc = subprocess.run(
+                ["/usr/bin/time", "-q", "-f", "%M", "-o", report.name, *command],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+            elapsed = time.perf_counter() - start
+            if proc.returncode != 0:
+                err = proc.stderr.decode(errors="replace")
+                raise SystemExit(f"command failed ({proc.returncode}): {' '.join(argv)}\n{err}")
+            peak = max(peak, int(report.read().split()[-1]) / 1024)
         best = min(best, elapsed)
-        peak = max(peak, usage.ru_maxrss / 1024)
     return Run(best, peak)
 
 

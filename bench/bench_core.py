@@ -66,8 +66,8 @@ def main() -> None:
         size_mib = component.stat().st_size / 2**20
         print(f"component: {component} ({size_mib:.1f} MiB)")
 
-        inspect = measure([py, "-m", "hatch_wasm_oci", "inspect", str(component)], repeat=5)
-        wit = measure(["wasm-tools", "component", "wit", str(component)], repeat=5)
+        inspect = measure(["hatch-wasm-oci", "inspect", str(component)], repeat=7)
+        wit = measure(["wasm-tools", "component", "wit", str(component)], repeat=7)
         compile_ = measure(
             [
                 py,

@@ -25,15 +25,13 @@ def _print_json(obj: Any) -> None:
 
 def inspect_wasm(path: Path) -> dict[str, Any]:
     """What ``inspect`` shows for a ``.wasm``: kind, size, metadata and the derived config."""
-    from dataclasses import asdict
-
     from hatch_wasm_oci import oci_config
-    from hatch_wasm_oci.layout_reader import file_digest
+    from hatch_wasm_oci.digest import file_digest
     from hatch_wasm_oci.wasm_binary import read_wasm
 
     info = read_wasm(path)
     digest = file_digest(path)
-    metadata = {k: v for k, v in asdict(info.metadata).items() if v}
+    metadata = {k: v for k, v in info.metadata._asdict().items() if v}
     return {
         "path": str(path),
         "kind": info.kind.value,

@@ -12,8 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,10 +19,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from hatch_wasm_oci import oci_config
+from hatch_wasm_oci.atomic_files import atomic_write
+from hatch_wasm_oci.digest import CHUNK_SIZE
 from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.tags import validate_tag
 
-CHUNK_SIZE = 1 << 20
 REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
 CREATED = "org.opencontainers.image.created"
@@ -218,8 +217,8 @@ class LayoutWriter:
         ]
         index = dict(self._index)
         index["manifests"] = kept + added
-        _atomic_write(self._root / LAYOUT_FILE, oci_config.canonical_json(LAYOUT_VERSION))
-        _atomic_write(self._root / "index.json", oci_config.canonical_json(index))
+        atomic_write(self._root / LAYOUT_FILE, oci_config.canonical_json(LAYOUT_VERSION))
+        atomic_write(self._root / "index.json", oci_config.canonical_json(index))
         if not self._existing:
             try:
                 os.rename(self._root, self.out)
@@ -235,23 +234,13 @@ class LayoutWriter:
         if self._committed:
             return
         if not self._existing:
+            import shutil
+
             shutil.rmtree(self._root, ignore_errors=True)
         else:
             for path in self._added:
                 path.unlink(missing_ok=True)
         self._added.clear()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            sink.write(data)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def pack(
@@ -317,6 +306,7 @@ def write_tar(layout_dir: Path, created: str | None = None) -> Path:
 
     ``skopeo copy oci-archive:`` and ``oras`` read it. Written to a temporary file first.
     """
+    import tarfile
     from datetime import datetime
 
     mtime = 0

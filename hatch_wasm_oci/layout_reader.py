@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci import oci_config
+from hatch_wasm_oci.digest import file_digest
 from hatch_wasm_oci.errors import LayoutError
 from hatch_wasm_oci.layout import (
-    CHUNK_SIZE,
     LAYOUT_FILE,
     REF_NAME,
     Descriptor,
@@ -22,17 +22,6 @@ from hatch_wasm_oci.tags import TAG_PATTERN
 
 # Manifests and configs are small; a larger one is refused before it is read into memory.
 MAX_DOCUMENT_SIZE = 4 << 20
-
-
-def file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in chunks."""
-    hasher = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    with path.open("rb") as fh:
-        while n := fh.readinto(view):
-            hasher.update(view[:n])
-    return "sha256:" + hasher.hexdigest()
 
 
 class OciLayout:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +50,12 @@ def _transport_options(parser: argparse.ArgumentParser) -> None:
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """Write the JSON summary atomically."""
+    import json
+
+    from hatch_wasm_oci.atomic_files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(summary, out, indent=2, sort_keys=True)
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _cmd_push(args: argparse.Namespace) -> int:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import enum
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import BinaryIO
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import BinaryIO, NamedTuple
 
 from hatch_wasm_oci.errors import WasmFormatError
 from hatch_wasm_oci.leb128 import LebError, decode_unsigned
@@ -114,8 +114,7 @@ class WasmKind(enum.Enum):
     WIT_PACKAGE = "wit-package"
 
 
-@dataclass(frozen=True)
-class WasmMetadata:
+class WasmMetadata(NamedTuple):
     """The top-level metadata custom sections of a binary; ``None`` where a section is absent.
 
     ``name`` comes from the name section (``component-name`` for components), ``producers``
@@ -131,11 +130,10 @@ class WasmMetadata:
     homepage: str | None = None
     revision: str | None = None
     version: str | None = None
-    producers: dict[str, dict[str, str]] = field(default_factory=dict)
+    producers: Mapping[str, Mapping[str, str]] = MappingProxyType({})  # a dict when read
 
 
-@dataclass(frozen=True)
-class WasmInfo:
+class WasmInfo(NamedTuple):
     """What :func:`read_wasm` found in a binary."""
 
     path: str
@@ -151,8 +149,7 @@ class WasmInfo:
         return "wasip1" if self.kind is WasmKind.MODULE else "wasip2"
 
 
-@dataclass(frozen=True)
-class SectionHeader:
+class SectionHeader(NamedTuple):
     """One top-level section: its id, where its header starts, and where its body lies."""
 
     id: int
@@ -633,11 +630,11 @@ def _has_partial_version(name: str) -> bool:
     return name[at + 1 :].count(".") < 2
 
 
-@dataclass
 class _Export:
-    name: str
-    sort: int
-    index: int
+    __slots__ = ("index", "name", "sort")
+
+    def __init__(self, name: str, sort: int, index: int) -> None:
+        self.name, self.sort, self.index = name, sort, index
 
 
 class _Reader:
