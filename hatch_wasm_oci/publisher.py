@@ -61,7 +61,8 @@ def _read_pyproject(root: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with (root / "pyproject.toml").open("rb") as fh:
-            return tomllib.load(fh)
+            data: dict[str, Any] = tomllib.load(fh)
+            return data
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hatch_wasm_oci.leb128 import encode_u32 as leb128
+
 
 def append_custom_section(path: Path, name: str, size: int) -> None:
     """Append a custom section of ``size`` zero bytes (a valid Wasm file stays valid)."""
@@ -17,16 +19,3 @@ def append_custom_section(path: Path, name: str, size: int) -> None:
             n = min(left, len(chunk))
             fh.write(chunk[:n])
             left -= n
-
-
-def leb128(value: int) -> bytes:
-    """Unsigned LEB128 encoding."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
