@@ -1,4 +1,8 @@
-"""Writing a file so that readers see the old content or the new, never half of it."""
+"""Writing files so that readers see the old content or the new, never half of it.
+
+Temporary files and directories are named ``.NAME.PID.RANDOM`` beside their destination, so
+that what a killed process left behind can be recognised and removed by the next writer.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,46 @@ import tempfile
 from pathlib import Path
 
 
+def staging_prefix(name: str) -> str:
+    """The prefix of this process's temporary entries for ``name``: ``.NAME.PID.``."""
+    return f".{name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(directory: Path, name: str) -> None:
+    """Remove the temporary entries for ``name`` in ``directory`` whose process is gone."""
+    import shutil
+
+    prefix = f".{name}."
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        pid, dot, _ = entry.name[len(prefix) :].partition(".")
+        if not dot or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    remove_stale(path.parent, path.name)
+    fd, tmp_name = tempfile.mkstemp(prefix=staging_prefix(path.name), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as sink:
             sink.write(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from hatch_wasm_oci import oci_config
-from hatch_wasm_oci.atomic_files import atomic_write
+from hatch_wasm_oci.atomic_files import atomic_write, remove_stale, staging_prefix
 from hatch_wasm_oci.digest import CHUNK_SIZE
 from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.tags import validate_tag
@@ -28,6 +29,8 @@ REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
 CREATED = "org.opencontainers.image.created"
 LAYOUT_FILE = "oci-layout"
+# Blobs being written are ``blobs/sha256/.incoming.PID.RANDOM`` until renamed to their digest.
+INCOMING = "incoming"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 
 
@@ -121,7 +124,10 @@ class LayoutWriter:
             parent = self.out.parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
-                self._root = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
+                remove_stale(parent, self.out.name)
+                self._root = Path(
+                    tempfile.mkdtemp(prefix=staging_prefix(self.out.name), dir=parent)
+                )
             except OSError as exc:
                 raise LayoutError(f"{self.out}: cannot create: {exc.strerror}") from None
             self._index = {
@@ -147,11 +153,13 @@ class LayoutWriter:
         """
         blobs = self._root / "blobs" / "sha256"
         blobs.mkdir(parents=True, exist_ok=True)
+        if self._existing:
+            remove_stale(blobs, INCOMING)
         hasher = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK_SIZE)
         view = memoryview(buffer)
-        fd, tmp_name = tempfile.mkstemp(prefix=".incoming.", dir=blobs)
+        fd, tmp_name = tempfile.mkstemp(prefix=staging_prefix(INCOMING), dir=blobs)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as sink:
@@ -174,19 +182,7 @@ class LayoutWriter:
 
     def add_blob(self, data: bytes) -> tuple[str, int]:
         """Store a small in-memory blob (config, manifest); returns ``(digest, size)``."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        blobs = self._root / "blobs" / "sha256"
-        blobs.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".incoming.", dir=blobs)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as sink:
-                sink.write(data)
-            self._place(tmp, digest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return digest, len(data)
+        return self.add_blob_from(io.BytesIO(data))
 
     def _place(self, tmp: Path, digest: str) -> None:
         final = self._root / blob_relpath(digest)
@@ -314,7 +310,8 @@ def write_tar(layout_dir: Path, created: str | None = None) -> Path:
         with contextlib.suppress(ValueError):
             mtime = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
     target = Path(f"{layout_dir}.tar")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    remove_stale(target.parent, target.name)
+    fd, tmp_name = tempfile.mkstemp(prefix=staging_prefix(target.name), dir=target.parent)
     try:
         with (
             os.fdopen(fd, "wb") as raw,

@@ -281,3 +281,29 @@ def test_killed_pack_leaves_no_layout(tiny_component: Path, tmp_path: Path) -> N
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()
+    (staging,) = tmp_path.glob(f".out.{proc.pid}.*")  # what the killed process left
+
+    # The next pack removes what the dead process left, and leaves nothing hidden itself.
+    pack(tiny_component, out, tags=["1"])
+    assert not staging.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.wasm", "out"]
+    OciLayout.open(out).verify()
+
+
+def test_leftovers_of_dead_writers_are_removed(
+    tiny_component: Path, core_module: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "layout"
+    pack(tiny_component, out, tags=["a"])
+    dead = 2**31 - 1  # above Linux's pid_max: no such process
+    blobs = out / "blobs" / "sha256"
+    (blobs / f".incoming.{dead}.x1y2").write_bytes(b"half a blob")
+    (out / f".index.json.{dead}.z3").write_bytes(b"{")
+    (tmp_path / f".layout.tar.{dead}.q9").write_bytes(b"half a tar")
+    mine = blobs / f".incoming.{os.getpid()}.keep"  # a live writer's file stays
+    mine.write_bytes(b"in progress")
+
+    pack(core_module, out, tags=["b"], tar=True)
+    assert sorted(p.name for p in blobs.glob(".*")) == [mine.name]
+    assert not list(out.glob(".index.json.*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layout", "layout.tar"]
