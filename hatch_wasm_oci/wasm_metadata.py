@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from hatch_wasm_oci.atomic_files import remove_stale, staging_prefix
 from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
 from hatch_wasm_oci.leb128 import encode_u32
 from hatch_wasm_oci.wasm_binary import METADATA_FIELDS, read_wasm, section_headers
@@ -150,7 +151,8 @@ def _write_atomically(
     except OSError:
         mode = 0o666 & ~_current_umask()
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=directory)
+        remove_stale(directory, dst.name)
+        fd, temp_name = tempfile.mkstemp(prefix=staging_prefix(dst.name), dir=directory)
     except OSError as exc:
         raise WasmOciError(f"cannot write {dst}: {exc.strerror or exc}") from None
     try:
