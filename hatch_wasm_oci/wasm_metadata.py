@@ -4,6 +4,10 @@ The fields (``authors``, ``description``, ``licenses``, ``source``, ``homepage``
 ``version``) are top-level custom sections holding one UTF-8 string each. Like wasm-tools,
 :func:`embed_metadata` removes every such section and appends the merged set at the end of the
 top level, in that order; all other sections are copied byte for byte, in chunks.
+
+``name`` is the binary's own name: subsection 0 of the ``component-name`` section of a
+component (``name`` for a core module). Like wasm-tools, that section is rewritten where it
+stands, keeping its other subsections, or appended when the binary has none.
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from typing import BinaryIO
 
 from hatch_wasm_oci.atomic_files import remove_stale, staging_prefix
 from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
-from hatch_wasm_oci.leb128 import encode_u32
-from hatch_wasm_oci.wasm_binary import METADATA_FIELDS, read_wasm, section_headers
+from hatch_wasm_oci.leb128 import LebError, decode_unsigned, encode_u32
+from hatch_wasm_oci.wasm_binary import (
+    METADATA_FIELDS,
+    SectionHeader,
+    read_wasm,
+    section_headers,
+)
 
-__all__ = ["METADATA_FIELDS", "embed_metadata", "normalize_field"]
+__all__ = ["EMBEDDABLE_FIELDS", "METADATA_FIELDS", "embed_metadata", "normalize_field"]
+
+#: What :func:`embed_metadata` can write: the binary's name and the wasm-metadata fields.
+EMBEDDABLE_FIELDS = ("name", *METADATA_FIELDS)
 
 _CHUNK = 1024 * 1024
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", re.DOTALL)
@@ -44,32 +56,83 @@ def embed_metadata(
     ``dst`` cannot be written, and :class:`~hatch_wasm_oci.errors.WasmFormatError` when
     ``src`` is not a well-formed Wasm binary.
     """
-    unknown = sorted(set(fields) - set(METADATA_FIELDS))
+    unknown = sorted(set(fields) - set(EMBEDDABLE_FIELDS))
     if unknown:
         raise ValueError(
             f"unknown metadata field(s) {', '.join(unknown)}; "
-            f"expected among {', '.join(METADATA_FIELDS)}"
+            f"expected among {', '.join(EMBEDDABLE_FIELDS)}"
         )
     updates = {name: normalize_field(name, value) for name, value in fields.items()}
+    new_name = updates.pop("name", None)
     source_path = os.fspath(src)
     info = read_wasm(source_path)
     merged = {name: getattr(info.metadata, name) for name in METADATA_FIELDS}
     merged.update(updates)
-    _, headers = section_headers(source_path)
-    keep: list[tuple[int, int]] = [(0, 8)]
+    is_component, headers = section_headers(source_path)
+    names_section = "component-name" if is_component else "name"
+    pieces: list[tuple[int, int] | bytes] = [(0, 8)]
     for header in headers:
         if header.custom_name in METADATA_FIELDS:
             continue
-        if keep[-1][1] == header.offset:
-            keep[-1] = (keep[-1][0], header.end)
+        if new_name is not None and header.custom_name == names_section:
+            pieces.append(_renamed(source_path, header, new_name))
+            new_name = None
+            continue
+        last = pieces[-1]
+        if isinstance(last, tuple) and last[1] == header.offset:
+            pieces[-1] = (last[0], header.end)
         else:
-            keep.append((header.offset, header.end))
-    tail = b"".join(
+            pieces.append((header.offset, header.end))
+    if new_name:
+        pieces.append(_custom_section_bytes(names_section, _name_subsection(new_name)))
+    pieces.extend(
         _custom_section(name, value)
         for name in METADATA_FIELDS
         if (value := merged[name]) is not None and value != ""
     )
-    _write_atomically(source_path, Path(os.fspath(dst)), keep, tail, info.size)
+    _write_atomically(source_path, Path(os.fspath(dst)), pieces, info.size)
+
+
+def _name_subsection(name: str) -> bytes:
+    raw = name.encode()
+    payload = encode_u32(len(raw)) + raw
+    return b"\x00" + encode_u32(len(payload)) + payload
+
+
+def _renamed(path: str, header: SectionHeader, new_name: str) -> bytes:
+    """The name section at ``header`` with subsection 0 (the binary's own name) replaced.
+
+    The other subsections are kept as they are; an empty ``new_name`` removes the name, and
+    the whole section when nothing else is left in it.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(header.body_offset)
+        body = fh.read(header.size)
+    name_length, index = _leb(body, 0, path, header.body_offset)
+    index += name_length
+    kept = []
+    while index < len(body):
+        start = index
+        sub_id = body[index]
+        sub_size, index = _leb(body, index + 1, path, header.body_offset)
+        index += sub_size
+        if index > len(body):
+            raise WasmFormatError(
+                path, "name subsection overflows its section", header.body_offset + start
+            )
+        if sub_id != 0:
+            kept.append(body[start:index])
+    payload = (_name_subsection(new_name) if new_name else b"") + b"".join(kept)
+    if not payload:
+        return b""
+    return _custom_section_bytes(header.custom_name or "name", payload)
+
+
+def _leb(data: bytes, index: int, path: str, base: int) -> tuple[int, int]:
+    try:
+        return decode_unsigned(data, index)
+    except LebError as exc:
+        raise WasmFormatError(path, f"name section: {exc}", base + exc.index) from None
 
 
 def normalize_field(name: str, value: str) -> str:
@@ -131,8 +194,12 @@ def _check_license(value: str) -> None:
 
 
 def _custom_section(name: str, value: str) -> bytes:
+    return _custom_section_bytes(name, value.encode())
+
+
+def _custom_section_bytes(name: str, payload: bytes) -> bytes:
     raw_name = name.encode()
-    body = encode_u32(len(raw_name)) + raw_name + value.encode()
+    body = encode_u32(len(raw_name)) + raw_name + payload
     return b"\x00" + encode_u32(len(body)) + body
 
 
@@ -143,8 +210,9 @@ def _current_umask() -> int:
 
 
 def _write_atomically(
-    src: str, dst: Path, ranges: list[tuple[int, int]], tail: bytes, expected_size: int
+    src: str, dst: Path, pieces: list[tuple[int, int] | bytes], expected_size: int
 ) -> None:
+    """Write ``dst`` from ``pieces``: byte ranges of ``src`` copied in chunks, or new bytes."""
     directory = dst.parent if str(dst.parent) else Path(".")
     try:
         mode = dst.stat().st_mode & 0o7777
@@ -162,11 +230,13 @@ def _write_atomically(
             except OSError as exc:
                 raise WasmFormatError(src, f"cannot read: {exc.strerror or exc}") from None
             with source:
-                for start, end in ranges:
-                    _copy_range(source, out, start, end, src)
+                for piece in pieces:
+                    if isinstance(piece, bytes):
+                        out.write(piece)
+                    else:
+                        _copy_range(source, out, piece[0], piece[1], src)
                 if os.fstat(source.fileno()).st_size != expected_size:
                     raise WasmFormatError(src, "file changed while being copied")
-            out.write(tail)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp_name, mode)

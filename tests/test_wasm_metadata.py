@@ -269,3 +269,46 @@ def test_new_file_mode_follows_umask_and_existing_mode_is_kept(
     existing.chmod(0o640)
     embed_metadata(existing, existing, {"version": "1"})
     assert stat.S_IMODE(existing.stat().st_mode) == 0o640
+
+
+NAMED_COMPONENT_WAT = """
+(component $original
+  (core module $m (func $f (export "f")))
+  (core instance $i (instantiate $m))
+  (core func $cf (alias core export $i "f"))
+  (func $g (canon lift (core func $cf)))
+  (export "g" (func $g)))
+"""
+
+
+@pytest.mark.parametrize(
+    "fixture", ["tiny_component", "core_module", "named_component", "calc_component"]
+)
+def test_name_is_written_as_wasm_tools_writes_it(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if fixture == "named_component":  # has a component-name section with sort names
+        source = tmp_path / "named.wasm"
+        (tmp_path / "named.wat").write_text(NAMED_COMPONENT_WAT)
+        wasm_tools("parse", tmp_path / "named.wat", "-o", source)
+    else:
+        source = request.getfixturevalue(fixture)
+    ours, theirs = tmp_path / "ours.wasm", tmp_path / "theirs.wasm"
+    embed_metadata(source, ours, {"name": "example-inventory", "version": "0.1.0"})
+    wasm_tools("metadata", "add", "--name", "example-inventory", "--version", "0.1.0",
+               source, "-o", theirs)  # fmt: skip
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert _shown(ours)["name"] == "example-inventory"
+    assert read_wasm(ours).metadata.name == "example-inventory"
+    if fixture == "named_component":  # the other names survive
+        assert "(func $g" in wasm_tools("print", ours)
+
+    # Renaming again replaces the name where it stands; "" removes it.
+    embed_metadata(ours, ours, {"name": "again"})
+    assert read_wasm(ours).metadata.name == "again"
+    section = "name" if fixture == "core_module" else "component-name"
+    assert _custom_names(ours).count(section) == 1
+    embed_metadata(ours, ours, {"name": ""})
+    assert read_wasm(ours).metadata.name is None
+    assert _shown(ours)["name"] is None
+    wasm_tools("validate", ours)
