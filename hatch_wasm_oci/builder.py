@@ -11,13 +11,17 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hatchling.builders.config import BuilderConfig
 from hatchling.builders.plugin.interface import BuilderInterface
 from hatchling.plugin.manager import PluginManager
 
-from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
+from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
+
+if TYPE_CHECKING:
+    from hatch_wasm_oci.component_build import BuildOutput
+    from hatch_wasm_oci.settings import WasmOciSettings
 
 OUTPUT_SUBDIR = "wasm-oci"
 
@@ -95,6 +99,43 @@ def remove_if_empty(directory: Path) -> None:
         directory.rmdir()
 
 
+def build_for_hatch(
+    plugin: Any,
+    settings: WasmOciSettings,
+    *,
+    version: str,
+    out_dir: Path,
+    build_dir: Path,
+    staged: bool = False,
+) -> BuildOutput:
+    """Run the build pipeline with what a Hatch builder or build hook (``plugin``) knows.
+
+    The project root, its ``[project]`` table and name come from ``plugin``; progress goes to
+    Hatch's app. ``build_dir`` (Hatch's output directory) is never hashed as an input. With
+    ``staged`` the layout is written straight into ``out_dir`` (a staging directory, see
+    :func:`~hatch_wasm_oci.component_build.stage_artifact`), else it is installed there.
+    An OSError becomes a one-line LayoutError.
+    """
+    from hatch_wasm_oci.component_build import build_artifact, stage_artifact
+
+    build = stage_artifact if staged else build_artifact
+    try:
+        return build(
+            settings,
+            root=Path(plugin.root),
+            project=plugin.metadata.core.config,
+            name=plugin.metadata.core.name,
+            version=version,
+            out_dir=out_dir,
+            exclude=[build_dir],
+            environ=os.environ,
+            log=plugin.app.display_info,
+            waiting=plugin.app.display_waiting,
+        )
+    except OSError as exc:
+        raise LayoutError(f"{exc.filename or out_dir}: {exc.strerror or exc}") from None
+
+
 class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
     """Build the project's WebAssembly component into a Wasm OCI artifact (OCI image layout)."""
 
@@ -113,7 +154,6 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
 
     def build_standard(self, directory: str, **build_data: Any) -> str:
         """Build the layout; returns its directory (Hatch prints it)."""
-        from hatch_wasm_oci.component_build import build_artifact
         from hatch_wasm_oci.settings import TARGET_TABLE, parse_settings
 
         build_dir = Path(directory)
@@ -125,17 +165,12 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
             check_runtime_dependencies(
                 self.target_config, self.metadata.core.dependencies, TARGET_TABLE
             )
-            output = build_artifact(
+            output = build_for_hatch(
+                self,
                 settings,
-                root=Path(self.root),
-                project=self.metadata.core.config,
-                name=self.metadata.core.name,
                 version=version,
                 out_dir=build_dir / OUTPUT_SUBDIR,
-                exclude=[build_dir],
-                environ=os.environ,
-                log=self.app.display_info,
-                waiting=self.app.display_waiting,
+                build_dir=build_dir,
             )
         except WasmOciError as error:
             remove_if_empty(build_dir)

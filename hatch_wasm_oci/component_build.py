@@ -8,13 +8,12 @@ everything succeeded: a failed build leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import errno
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci import project_annotations as pa
-from hatch_wasm_oci.componentize import BuildStepError, Log, componentize, qualified_world
-from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
+from hatch_wasm_oci.componentize import (
+    BuildStepError,
+    Log,
+    componentize,
+    qualified_world,
+    run_step,
+)
+from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
 from hatch_wasm_oci.layout import PackResult
 from hatch_wasm_oci.settings import (
     CommandSource,
@@ -33,7 +38,15 @@ from hatch_wasm_oci.settings import (
     check_wasm_file,
 )
 
-__all__ = ["BuildOutput", "BuildStepError", "build_artifact", "layout_name", "produce_wasm"]
+__all__ = [
+    "BuildOutput",
+    "BuildStepError",
+    "build_artifact",
+    "install_artifact",
+    "layout_name",
+    "produce_wasm",
+    "stage_artifact",
+]
 
 
 @dataclass(frozen=True)
@@ -57,29 +70,7 @@ def layout_name(name: str, version: str) -> str:
 def _run_command(source: CommandSource, root: Path, where: str, log: Log, waiting: Log) -> None:
     shown = source.command if isinstance(source.command, str) else shlex.join(source.command)
     waiting(f"Running {shown}")
-    try:
-        result = subprocess.run(
-            source.command if isinstance(source.command, str) else list(source.command),
-            shell=isinstance(source.command, str),
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except OSError as exc:
-        raise BuildStepError(f"{where}: cannot run {shown!r}: {exc.strerror}") from None
-    output = result.stdout or ""
-    if result.returncode != 0:
-        lines = [line for line in output.splitlines() if line.strip()]
-        last = f": {lines[-1].strip()}" if lines else ""
-        raise BuildStepError(
-            f"{where}: {shown!r} failed (exit status {result.returncode}){last}", output
-        )
-    for line in output.splitlines():
-        if line.strip():
-            log(line.rstrip())
+    run_step(source.command, cwd=root, where=where, shown=repr(shown), log=log)
 
 
 def produce_wasm(
@@ -154,7 +145,7 @@ def embeddable_fields(annotations: Mapping[str, str], log: Log) -> dict[str, str
     return fields
 
 
-def build_artifact(
+def stage_artifact(
     settings: WasmOciSettings,
     *,
     root: Path,
@@ -167,11 +158,12 @@ def build_artifact(
     log: Log = print,
     waiting: Log = print,
 ) -> BuildOutput:
-    """Build the component described by ``settings`` into ``out_dir/<name>-<version>/``.
+    """Build the component described by ``settings`` into ``out_dir/<name>-<version>/`` directly.
 
-    ``project`` is the ``[project]`` table (``name``/``version`` are the resolved values).
-    Raises WasmOciError subclasses (ConfigurationError, BuildStepError, ...) with one-line
-    messages; on failure nothing new is left in ``out_dir``.
+    ``out_dir`` is a staging directory the caller owns (and removes); :func:`install_artifact`
+    then moves the result to its final place. ``project`` is the ``[project]`` table
+    (``name``/``version`` are the resolved values). Raises WasmOciError subclasses
+    (ConfigurationError, BuildStepError, ...) with one-line messages.
     """
     from hatch_wasm_oci.layout import pack
     from hatch_wasm_oci.oci_config import created_timestamp
@@ -188,12 +180,15 @@ def build_artifact(
     if target is None and isinstance(settings.source, ComponentizePySource):
         target = qualified_world(settings.source, root)
 
-    made_out_dir = not out_dir.exists()
-    exclude = [*exclude, out_dir]
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-") as work_name:
         work = Path(work_name)
         wasm, from_cache = produce_wasm(
-            settings, root=root, workdir=work, exclude=exclude, log=log, waiting=waiting
+            settings,
+            root=root,
+            workdir=work,
+            exclude=[*exclude, out_dir],
+            log=log,
+            waiting=waiting,
         )
         component = work / f"{base}.wasm"
         fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
@@ -203,45 +198,125 @@ def build_artifact(
             embed_metadata(wasm, component, fields)
         else:
             shutil.copyfile(wasm, component)
-
         out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{base}.", dir=out_dir))
-        try:
-            staged = pack(
-                component,
-                staging / base,
-                tags=tags,
-                annotations=annotations,
-                target=target,
-                created=created,
-                tar=settings.tar,
-            )
-            final = out_dir / base
-            final_tar = out_dir / f"{base}.tar"
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staged.layout, final)
-            if staged.tar is not None:
-                os.replace(staged.tar, final_tar)
-            else:
-                final_tar.unlink(missing_ok=True)
-        except BaseException:
-            if made_out_dir:
-                shutil.rmtree(staging, ignore_errors=True)
-                with contextlib.suppress(OSError):
-                    out_dir.rmdir()
-            raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    result = dataclasses.replace(
-        staged, layout=final, tar=final_tar if staged.tar is not None else None
-    )
-    algorithm, hexdigest = result.layer.digest.split(":", 1)
+        packed = pack(
+            component,
+            out_dir / base,
+            tags=tags,
+            annotations=annotations,
+            target=target,
+            created=created,
+            tar=settings.tar,
+        )
     return BuildOutput(
-        pack=result,
-        component=final / "blobs" / algorithm / hexdigest,
+        pack=packed,
+        component=_layer_path(packed),
         annotations=annotations,
         target=target,
         from_cache=from_cache,
     )
+
+
+def _layer_path(packed: PackResult) -> Path:
+    algorithm, hexdigest = packed.layer.digest.split(":", 1)
+    return packed.layout / "blobs" / algorithm / hexdigest
+
+
+def _put(source: Path, destination: Path) -> None:
+    """Move ``source`` (a file or directory) to ``destination``, replacing what is there.
+
+    The new content arrives beside ``destination`` first (copied when it lives on another file
+    system), so an earlier ``destination`` is swapped out only once the new one is complete.
+    """
+    holder = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    old = holder / "old"
+    try:
+        incoming = holder / "new"
+        try:
+            os.replace(source, incoming)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            if source.is_dir():
+                shutil.copytree(source, incoming)
+            else:
+                shutil.copyfile(source, incoming)
+        if destination.is_dir() and not destination.is_symlink():
+            os.replace(destination, old)
+        try:
+            os.replace(incoming, destination)
+        except OSError:
+            if old.exists() and not destination.exists():
+                os.replace(old, destination)
+            raise
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def install_artifact(staged: BuildOutput, out_dir: Path) -> BuildOutput:
+    """Move a staged layout (and its tar) into ``out_dir``, replacing an earlier build of it.
+
+    A stale ``<name>-<version>.tar`` goes when the new build has none. On failure nothing new is
+    left in ``out_dir`` (a LayoutError names the path that could not be written).
+    """
+    out_dir = Path(out_dir)
+    made_out_dir = not out_dir.exists()
+    final = out_dir / staged.pack.layout.name
+    final_tar = out_dir / f"{final.name}.tar"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _put(staged.pack.layout, final)
+        if staged.pack.tar is not None:
+            _put(staged.pack.tar, final_tar)
+        else:
+            final_tar.unlink(missing_ok=True)
+    except OSError as exc:
+        if made_out_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise LayoutError(
+            f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}"
+        ) from None
+    except BaseException:
+        if made_out_dir:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    placed = dataclasses.replace(
+        staged.pack, layout=final, tar=final_tar if staged.pack.tar is not None else None
+    )
+    return dataclasses.replace(staged, pack=placed, component=_layer_path(placed))
+
+
+def build_artifact(
+    settings: WasmOciSettings,
+    *,
+    root: Path,
+    project: Mapping[str, Any],
+    name: str,
+    version: str,
+    out_dir: Path,
+    exclude: Iterable[Path] = (),
+    environ: Mapping[str, str] | None = None,
+    log: Log = print,
+    waiting: Log = print,
+) -> BuildOutput:
+    """Build the component described by ``settings`` into ``out_dir/<name>-<version>/``.
+
+    Stages the layout in a temporary directory and installs it only once everything succeeded:
+    on failure nothing new is left in ``out_dir`` and an earlier build there stays as it was.
+    Arguments and errors as for :func:`stage_artifact`.
+    """
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-stage-") as staging:
+        staged = stage_artifact(
+            settings,
+            root=root,
+            project=project,
+            name=name,
+            version=version,
+            out_dir=Path(staging),
+            exclude=[*exclude, out_dir],
+            environ=environ,
+            log=log,
+            waiting=waiting,
+        )
+        return install_artifact(staged, out_dir)

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,13 +169,66 @@ def input_key(
     return digest.hexdigest()
 
 
-def _summary(output: str) -> str:
+def compiler_summary(output: str) -> str:
+    """The line of componentize-py's output that says why it failed."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     if "Caused by:" in lines:
         after = lines[lines.index("Caused by:") + 1 :]
         if after:
             return after[-1]
     return lines[0] if lines else "no output"
+
+
+def last_line(output: str) -> str:
+    """The last non-blank line of ``output`` (empty when there is none)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run_step(
+    command: str | Sequence[str],
+    *,
+    cwd: Path,
+    where: str,
+    shown: str,
+    log: Log,
+    summary: Callable[[str], str] = last_line,
+    env: Mapping[str, str] | None = None,
+    writes: Path | None = None,
+    log_prefix: str = "",
+) -> None:
+    """Run an external build step from ``cwd``, its stderr merged into its stdout.
+
+    A string runs through the shell. On success each non-blank output line goes to ``log``.
+    BuildStepError (one line naming ``where`` and ``shown``, plus ``summary`` of the output, and
+    the whole output attached) when it cannot start, exits non-zero, or does not write
+    ``writes``.
+    """
+    try:
+        result = subprocess.run(
+            command if isinstance(command, str) else list(command),
+            shell=isinstance(command, str),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        raise BuildStepError(f"{where}: cannot run {shown}: {exc.strerror}") from None
+    output = result.stdout or ""
+    if result.returncode != 0 or (writes is not None and not writes.is_file()):
+        reason = summary(output)
+        raise BuildStepError(
+            f"{where}: {shown} failed (exit status {result.returncode})"
+            + (f": {reason}" if reason else ""),
+            output,
+        )
+    for line in output.splitlines():
+        if line.strip():
+            log(f"{log_prefix}{line.rstrip()}")
 
 
 def _compiler_env() -> dict[str, str]:
@@ -192,29 +245,17 @@ def run_compiler(
     source: ComponentizePySource, root: Path, output: Path, *, where: str, log: Log
 ) -> None:
     """Run componentize-py from ``root``; raise BuildStepError with its own message on failure."""
-    argv = compiler_arguments(source, output)
-    try:
-        result = subprocess.run(
-            [sys.executable, "-c", _RUNNER, *argv],
-            cwd=root,
-            env=_compiler_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except OSError as exc:
-        raise BuildStepError(f"{where}: cannot run componentize-py: {exc.strerror}") from None
-    text = result.stdout or ""
-    if result.returncode != 0 or not output.is_file():
-        raise BuildStepError(
-            f"{where}: componentize-py failed (exit status {result.returncode}): {_summary(text)}",
-            text,
-        )
-    for line in text.splitlines():
-        if line.strip():
-            log(f"componentize-py: {line.rstrip()}")
+    run_step(
+        [sys.executable, "-c", _RUNNER, *compiler_arguments(source, output)],
+        cwd=root,
+        where=where,
+        shown="componentize-py",
+        log=log,
+        summary=compiler_summary,
+        env=_compiler_env(),
+        writes=output,
+        log_prefix="componentize-py: ",
+    )
 
 
 def _prune(cache_dir: Path, keep: int) -> None:

@@ -215,6 +215,37 @@ def write_project(
     return root
 
 
+def write_prebuilt_project(
+    root: Path,
+    wasm: Path,
+    *,
+    hook: str | None = None,
+    wasm_oci: str | None = None,
+    rel: str = "c.wasm",
+    name: str = "demo-component",
+    version: str = "1.0.0",
+    project_extra: str = "",
+) -> Path:
+    """A project whose ``path`` source is a copy of ``wasm`` at ``rel``.
+
+    ``path = "<rel>"`` opens the hook table (when ``hook`` is given, followed by it) or the
+    target table (``wasm_oci``); a hook project also gets the package ``<name>/`` for its wheel.
+    """
+    path_line = f"path = {json.dumps(rel)}\n"
+    files: dict[str, str | bytes] = {rel: wasm.read_bytes()}
+    if hook is not None:
+        files[f"{name.replace('-', '_')}/__init__.py"] = ""
+    return write_project(
+        root,
+        name=name,
+        version=version,
+        project_extra=project_extra,
+        hook=path_line + hook if hook is not None else "",
+        wasm_oci=path_line + wasm_oci if wasm_oci is not None else "",
+        files=files,
+    )
+
+
 def layout_dirs(project: Path) -> list[Path]:
     """The layout directories under ``project/dist/wasm-oci``."""
     out = project / "dist" / "wasm-oci"

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.hatch_fixtures import EXAMPLE_PROJECT, blob, layout_dirs, manifest_of, run_hatch
-from tests.hatch_fixtures import write_project as write_hatch_project
+from hatch_wasm_oci.build_hook import STAGING_PREFIX, remove_stale_staging
+from tests.hatch_fixtures import (
+    EXAMPLE_PROJECT,
+    blob,
+    layout_dirs,
+    manifest_of,
+    run_hatch,
+    write_prebuilt_project,
+)
 from tests.test_example_project import EXPECTED_CALLS, call_inventory
 
 pytestmark = pytest.mark.slow
@@ -107,14 +114,17 @@ def test_python_m_build_writes_layout_next_to_wheel_and_ships_the_component(
 def test_hatch_build_runs_the_hook_for_wheel_and_opted_in_sdist(
     hatch_env: dict[str, str], tmp_path: Path, tiny_component: Path
 ) -> None:
-    project = write_hatch_project(
+    project = write_prebuilt_project(
         tmp_path / "hooked",
+        tiny_component,
         name="hooked",
         version="1.1.0",
-        hook='path = "c.wasm"\nsdist = true\ninclude-in-wheel = "hooked/c.wasm"\n'
+        hook='sdist = true\ninclude-in-wheel = "hooked/c.wasm"\n'
         'enable-by-default = true\ntags = ["stable"]\n',
-        files={"c.wasm": tiny_component.read_bytes(), "hooked/__init__.py": ""},
     )
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    hatch_env = {**hatch_env, "TMPDIR": str(temp)}
     run_hatch(project, "build", "-t", "sdist", env=hatch_env)
     (layout,) = layout_dirs(project)
     assert layout.name == "hooked-1.1.0"
@@ -123,27 +133,28 @@ def test_hatch_build_runs_the_hook_for_wheel_and_opted_in_sdist(
     run_hatch(project, "build", "-t", "wheel", env=hatch_env)
     with zipfile.ZipFile(project / "dist" / "hooked-1.1.0-py3-none-any.whl") as wheel:
         assert wheel.read("hooked/c.wasm")[:8] == b"\0asm\x0d\x00\x01\x00"
+    assert not list(temp.glob(f"{STAGING_PREFIX}*"))  # staging gone after success
     run_hatch(project, "clean", env=hatch_env)
     assert not (project / "dist" / "wasm-oci").exists()
+    # --hooks-only: no wheel and no finalize, the layout still lands in dist/.
+    run_hatch(project, "build", "--hooks-only", "-t", "wheel", env=hatch_env)
+    assert [p.name for p in layout_dirs(project)] == ["hooked-1.1.0"]
+    assert not list(project.glob("dist/*.whl"))
+    assert not list(temp.glob(f"{STAGING_PREFIX}*"))
 
 
 def test_hook_is_a_no_op_for_sdist_by_default_and_reports_errors_with_its_table(
     hatch_env: dict[str, str], tmp_path: Path, tiny_component: Path
 ) -> None:
-    project = write_hatch_project(
-        tmp_path / "quiet",
-        name="quiet",
-        hook='path = "c.wasm"\n',
-        files={"c.wasm": tiny_component.read_bytes(), "quiet/__init__.py": ""},
-    )
+    project = write_prebuilt_project(tmp_path / "quiet", tiny_component, name="quiet", hook="")
     run_hatch(project, "build", "-t", "sdist", env=hatch_env)
     assert not (project / "dist" / "wasm-oci").exists()
 
-    broken = write_hatch_project(
+    broken = write_prebuilt_project(
         tmp_path / "broken",
+        tiny_component,
         name="broken",
-        hook='path = "c.wasm"\ninclude-in-wheel = "/abs.wasm"\nsdist = "yes"\n',
-        files={"c.wasm": tiny_component.read_bytes(), "broken/__init__.py": ""},
+        hook='include-in-wheel = "/abs.wasm"\nsdist = "yes"\n',
     )
     run = run_hatch(broken, "build", "-t", "wheel", env=hatch_env, check=False)
     assert run.returncode != 0
@@ -156,3 +167,81 @@ def test_hook_is_a_no_op_for_sdist_by_default_and_reports_errors_with_its_table(
     )
     assert f"  {HOOK}.sdist: must be true or false, not a string" in lines
     assert not list(broken.glob("dist/*.whl"))
+
+
+# Registered after wasm-oci: it sees the component the wasm-oci hook staged for the wheel,
+# names the staging path, and fails the build.
+FAILING_HOOK = """\
+from pathlib import Path
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+
+class FailingHook(BuildHookInterface):
+    def initialize(self, version, build_data):
+        staged = [key for key in build_data["force_include"] if Path(key).is_file()]
+        raise SystemExit(f"the hook after wasm-oci fails; staged: {staged[0]}")
+"""
+
+
+@pytest.mark.parametrize("failure", ["later-hook", "wheel-config"])
+def test_a_wheel_build_failing_after_the_hook_leaves_no_layout(
+    failure: str, hatch_env: dict[str, str], tmp_path: Path, tiny_component: Path
+) -> None:
+    """The layout is staged during ``initialize`` and lands in dist/ only in ``finalize``: a
+    wheel build that fails after the hook ran leaves neither the layout nor its staging."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    stale = temp / f"{STAGING_PREFIX}999999999-killed"  # no such process: a killed build's
+    (stale / "left").mkdir(parents=True)
+    if failure == "later-hook":
+        hook = 'include-in-wheel = "doomed/c.wasm"\n[tool.hatch.build.hooks.custom]\n'
+        extra = {"hatch_build.py": FAILING_HOOK}
+        expected = "the hook after wasm-oci fails; staged: "
+    else:
+        hook = (
+            'include-in-wheel = "doomed/c.wasm"\n'
+            "[tool.hatch.build.targets.wheel.force-include]\n"
+            '"missing.txt" = "doomed/missing.txt"\n'
+        )
+        extra = {}
+        expected = "Forced include not found"
+    project = write_prebuilt_project(tmp_path / "doomed", tiny_component, name="doomed", hook=hook)
+    for rel, text in extra.items():
+        (project / rel).write_text(text)
+    run = run_hatch(
+        project, "build", "-t", "wheel", env=hatch_env, extra_env={"TMPDIR": str(temp)}, check=False
+    )
+    assert run.returncode != 0
+    assert expected in run.output
+    if failure == "later-hook":
+        staged = Path(run.output.split("staged: ", 1)[1].split()[0])
+        # The wasm-oci hook staged the layout in the system temp dir, outside dist/.
+        staging, layout, *_ = staged.relative_to(temp).parts
+        assert staging.startswith(STAGING_PREFIX) and layout == "doomed-1.0.0"
+        assert not staged.exists()
+    dist = project / "dist"
+    assert not (dist / "wasm-oci").exists()
+    assert not list(dist.glob("*.whl"))
+    assert not list(temp.glob(f"{STAGING_PREFIX}*"))  # its own staging and the stale one
+
+
+def test_remove_stale_staging(tmp_path: Path) -> None:
+    import os
+    import time
+
+    def staging(pid: int, label: str) -> Path:
+        path = tmp_path / f"{STAGING_PREFIX}{pid}-{label}"
+        (path / "layout").mkdir(parents=True)
+        return path
+
+    dead = staging(999999999, "dead")
+    mine = staging(os.getpid(), "mine")
+    parent = staging(os.getppid(), "parent")
+    unrelated = tmp_path / "hatch-wasm-oci-staging-notapid"
+    unrelated.mkdir()
+    assert remove_stale_staging(tmp_path) == [dead]
+    assert mine.is_dir() and parent.is_dir() and unrelated.is_dir()
+    a_day_later = time.time() + 24 * 3600 + 60
+    assert sorted(remove_stale_staging(tmp_path, now=a_day_later)) == sorted([mine, parent])
+    assert unrelated.is_dir()

@@ -21,6 +21,7 @@ from tests.hatch_fixtures import (
     layout_dirs,
     manifest_of,
     run_hatch,
+    write_prebuilt_project,
     write_project,
 )
 from tests.wasm_fixtures import TINY_CORE_WAT, TINY_WIT, wasm_tools, wit_world
@@ -127,10 +128,11 @@ def test_command_source_builds_tar_tags_and_overrides(
 def test_prebuilt_module_path_source(
     hatch_env: dict[str, str], tmp_path: Path, core_module: Path
 ) -> None:
-    project = write_project(
+    project = write_prebuilt_project(
         tmp_path / "prebuilt",
-        wasm_oci='path = "wasm/core.wasm"\nembed-metadata = false\n',
-        files={"wasm/core.wasm": core_module.read_bytes()},
+        core_module,
+        rel="wasm/core.wasm",
+        wasm_oci="embed-metadata = false\n",
     )
     run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
     layout = only_layout(project)
@@ -232,37 +234,36 @@ def test_unknown_world_shows_the_compilers_message(
 def test_a_failed_rebuild_keeps_nothing_new_and_the_old_layout(
     tmp_path: Path, tiny_component: Path
 ) -> None:
-    """In-process: a pack failure after a good build leaves the earlier layout untouched."""
-    from hatch_wasm_oci.component_build import build_artifact
+    """In-process: failed rebuilds (a version that makes no valid tag; a source that stopped
+    being Wasm) leave the earlier layout untouched and nothing new beside it."""
+    from hatch_wasm_oci.component_build import BuildOutput, build_artifact
     from hatch_wasm_oci.errors import WasmOciError
     from hatch_wasm_oci.settings import parse_settings
 
     (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
-    settings = parse_settings({"path": "c.wasm"}, root=tmp_path)
     out = tmp_path / "dist" / "wasm-oci"
-    first = build_artifact(
-        settings,
-        root=tmp_path,
-        project={"name": "t"},
-        name="t",
-        version="1",
-        out_dir=out,
-        log=lambda _m: None,
-        waiting=lambda _m: None,
-    )
-    before = sorted(p.relative_to(out) for p in out.rglob("*"))
-    bad = parse_settings({"path": "c.wasm", "tags": ["{version}"]}, root=tmp_path)
-    with pytest.raises(WasmOciError):
-        build_artifact(
-            bad,
+    settings = parse_settings({"path": "c.wasm"}, root=tmp_path)
+
+    def build(version: str) -> BuildOutput:
+        return build_artifact(
+            settings,
             root=tmp_path,
             project={"name": "t"},
             name="t",
-            version="1!0",
+            version=version,
             out_dir=out,
             log=lambda _m: None,
             waiting=lambda _m: None,
         )
+
+    first = build("1")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(WasmOciError, match=r"tags\[0\]"):
+        build("1!0")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    (tmp_path / "c.wasm").write_bytes(b"not wasm any more")
+    with pytest.raises(WasmOciError, match=r"c\.wasm is not a valid Wasm file"):
+        build("1")
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert first.component.read_bytes()[:4] == b"\0asm"
 
@@ -424,3 +425,43 @@ def test_require_runtime_dependencies_that_hatch_did_not_install(
     ) in run.stderr.splitlines()
     assert "Compiling" not in run.output
     assert not (project / "dist").exists()
+
+
+def test_install_from_another_file_system_replaces_the_earlier_build(
+    tmp_path: Path, tiny_component: Path
+) -> None:
+    """The build hook stages in the system temp dir: installing from another file system copies,
+    replaces an earlier layout whole, and drops a tar the new build no longer makes."""
+    import os
+    import tempfile
+
+    from hatch_wasm_oci.component_build import install_artifact, stage_artifact
+    from hatch_wasm_oci.layout_reader import OciLayout
+    from hatch_wasm_oci.settings import parse_settings
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
+    out = tmp_path / "dist" / "wasm-oci"
+    (out / "t-1").mkdir(parents=True)
+    (out / "t-1" / "from-an-older-build").write_text("old")
+    for tar in (True, False):
+        settings = parse_settings({"path": "c.wasm", "tar": tar}, root=tmp_path)
+        with tempfile.TemporaryDirectory(dir=shm) as staging:
+            staged = stage_artifact(
+                settings,
+                root=tmp_path,
+                project={"name": "t"},
+                name="t",
+                version="1",
+                out_dir=Path(staging),
+                log=lambda _m: None,
+            )
+            placed = install_artifact(staged, out)
+        assert sorted(os.listdir(out)) == (["t-1", "t-1.tar"] if tar else ["t-1"])
+        assert placed.pack.layout == out / "t-1"
+        assert placed.pack.tar == (out / "t-1.tar" if tar else None)
+        OciLayout.open(placed.pack.layout).verify()
+        assert placed.component.is_file() and out in placed.component.parents
+        assert set(os.listdir(out / "t-1")) == {"blobs", "index.json", "oci-layout"}
