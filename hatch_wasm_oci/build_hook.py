@@ -138,7 +138,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
                 version=project_version,
                 out_dir=staging,
                 build_dir=Path(self.directory),
-                staged=True,
+                install=False,
             )
         except WasmOciError as error:
             self._drop_staging()

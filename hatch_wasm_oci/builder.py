@@ -106,21 +106,20 @@ def build_for_hatch(
     version: str,
     out_dir: Path,
     build_dir: Path,
-    staged: bool = False,
+    install: bool = True,
 ) -> BuildOutput:
     """Run the build pipeline with what a Hatch builder or build hook (``plugin``) knows.
 
     The project root, its ``[project]`` table and name come from ``plugin``; progress goes to
     Hatch's app. ``build_dir`` (Hatch's output directory) is never hashed as an input. With
-    ``staged`` the layout is written straight into ``out_dir`` (a staging directory, see
-    :func:`~hatch_wasm_oci.component_build.stage_artifact`), else it is installed there.
+    ``install=False`` the layout is written straight into ``out_dir``, a staging directory the
+    caller installs from later.
     An OSError becomes a one-line LayoutError.
     """
-    from hatch_wasm_oci.component_build import build_artifact, stage_artifact
+    from hatch_wasm_oci.component_build import build_artifact
 
-    build = stage_artifact if staged else build_artifact
     try:
-        return build(
+        return build_artifact(
             settings,
             root=Path(plugin.root),
             project=plugin.metadata.core.config,
@@ -131,6 +130,7 @@ def build_for_hatch(
             environ=os.environ,
             log=plugin.app.display_info,
             waiting=plugin.app.display_waiting,
+            install=install,
         )
     except OSError as exc:
         raise LayoutError(f"{exc.filename or out_dir}: {exc.strerror or exc}") from None

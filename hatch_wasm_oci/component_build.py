@@ -1,9 +1,9 @@
 """The Hatch-free build pipeline: produce the ``.wasm``, stamp its metadata, pack the OCI layout.
 
 The component comes from componentize-py, a user ``command`` or a prebuilt ``path``
-(see :mod:`hatch_wasm_oci.settings`). The layout is written to
-``<out_dir>/<name>-<version>/`` (plus ``<name>-<version>.tar`` with ``tar = true``) only once
-everything succeeded: a failed build leaves nothing behind.
+(see :mod:`hatch_wasm_oci.settings`). The layout is staged in a temporary directory and
+moved to ``<out_dir>/<name>-<version>/`` (plus ``<name>-<version>.tar`` with ``tar = true``)
+only once everything succeeded: a failed build leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ __all__ = [
     "install_artifact",
     "layout_name",
     "produce_wasm",
-    "stage_artifact",
 ]
 
 
@@ -145,78 +144,6 @@ def embeddable_fields(annotations: Mapping[str, str], log: Log) -> dict[str, str
     return fields
 
 
-def stage_artifact(
-    settings: WasmOciSettings,
-    *,
-    root: Path,
-    project: Mapping[str, Any],
-    name: str,
-    version: str,
-    out_dir: Path,
-    exclude: Iterable[Path] = (),
-    environ: Mapping[str, str] | None = None,
-    log: Log = print,
-    waiting: Log = print,
-) -> BuildOutput:
-    """Build the component described by ``settings`` into ``out_dir/<name>-<version>/`` directly.
-
-    ``out_dir`` is a staging directory the caller owns (and removes); :func:`install_artifact`
-    then moves the result to its final place. ``project`` is the ``[project]`` table
-    (``name``/``version`` are the resolved values). Raises WasmOciError subclasses
-    (ConfigurationError, BuildStepError, ...) with one-line messages.
-    """
-    from hatch_wasm_oci.layout import pack
-    from hatch_wasm_oci.oci_config import created_timestamp
-
-    root = Path(root)
-    out_dir = Path(out_dir)
-    tags = settings.expand_tags(version)
-    created = created_timestamp(environ)
-    base = layout_name(name, version)
-    annotations = artifact_annotations(
-        settings, project, root=root, version=version, created=created
-    )
-    target = settings.target
-    if target is None and isinstance(settings.source, ComponentizePySource):
-        target = qualified_world(settings.source, root)
-
-    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-") as work_name:
-        work = Path(work_name)
-        wasm, from_cache = produce_wasm(
-            settings,
-            root=root,
-            workdir=work,
-            exclude=[*exclude, out_dir],
-            log=log,
-            waiting=waiting,
-        )
-        component = work / f"{base}.wasm"
-        fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
-        if fields:
-            from hatch_wasm_oci.wasm_metadata import embed_metadata
-
-            embed_metadata(wasm, component, fields)
-        else:
-            shutil.copyfile(wasm, component)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        packed = pack(
-            component,
-            out_dir / base,
-            tags=tags,
-            annotations=annotations,
-            target=target,
-            created=created,
-            tar=settings.tar,
-        )
-    return BuildOutput(
-        pack=packed,
-        component=_layer_path(packed),
-        annotations=annotations,
-        target=target,
-        from_cache=from_cache,
-    )
-
-
 def _layer_path(packed: PackResult) -> Path:
     algorithm, hexdigest = packed.layer.digest.split(":", 1)
     return packed.layout / "blobs" / algorithm / hexdigest
@@ -298,25 +225,67 @@ def build_artifact(
     environ: Mapping[str, str] | None = None,
     log: Log = print,
     waiting: Log = print,
+    install: bool = True,
 ) -> BuildOutput:
     """Build the component described by ``settings`` into ``out_dir/<name>-<version>/``.
 
-    Stages the layout in a temporary directory and installs it only once everything succeeded:
-    on failure nothing new is left in ``out_dir`` and an earlier build there stays as it was.
-    Arguments and errors as for :func:`stage_artifact`.
+    ``project`` is the ``[project]`` table (``name``/``version`` are the resolved values).
+    The layout is staged in a temporary directory and installed (:func:`install_artifact`) only
+    once everything succeeded: on failure nothing new is left in ``out_dir`` and an earlier
+    build there stays as it was. With ``install=False``, ``out_dir`` is a staging directory the
+    caller owns: the layout is written straight into it, for the caller to install later.
+    Raises WasmOciError subclasses (ConfigurationError, BuildStepError, ...) with one-line
+    messages.
     """
+    from hatch_wasm_oci.layout import pack
+    from hatch_wasm_oci.oci_config import created_timestamp
+
+    root = Path(root)
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-stage-") as staging:
-        staged = stage_artifact(
+    tags = settings.expand_tags(version)
+    created = created_timestamp(environ)
+    base = layout_name(name, version)
+    annotations = artifact_annotations(
+        settings, project, root=root, version=version, created=created
+    )
+    target = settings.target
+    if target is None and isinstance(settings.source, ComponentizePySource):
+        target = qualified_world(settings.source, root)
+
+    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-") as work_name:
+        work = Path(work_name)
+        wasm, from_cache = produce_wasm(
             settings,
             root=root,
-            project=project,
-            name=name,
-            version=version,
-            out_dir=Path(staging),
+            workdir=work,
             exclude=[*exclude, out_dir],
-            environ=environ,
             log=log,
             waiting=waiting,
         )
-        return install_artifact(staged, out_dir)
+        component = work / f"{base}.wasm"
+        fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
+        if fields:
+            from hatch_wasm_oci.wasm_metadata import embed_metadata
+
+            embed_metadata(wasm, component, fields)
+        else:
+            shutil.copyfile(wasm, component)
+        staging = work / "staging" if install else out_dir
+        staging.mkdir(parents=True, exist_ok=True)
+        packed = pack(
+            component,
+            staging / base,
+            tags=tags,
+            annotations=annotations,
+            target=target,
+            created=created,
+            tar=settings.tar,
+        )
+        staged = BuildOutput(
+            pack=packed,
+            component=_layer_path(packed),
+            annotations=annotations,
+            target=target,
+            from_cache=from_cache,
+        )
+        return install_artifact(staged, out_dir) if install else staged

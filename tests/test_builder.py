@@ -435,7 +435,7 @@ def test_install_from_another_file_system_replaces_the_earlier_build(
     import os
     import tempfile
 
-    from hatch_wasm_oci.component_build import install_artifact, stage_artifact
+    from hatch_wasm_oci.component_build import build_artifact, install_artifact
     from hatch_wasm_oci.layout_reader import OciLayout
     from hatch_wasm_oci.settings import parse_settings
 
@@ -449,7 +449,7 @@ def test_install_from_another_file_system_replaces_the_earlier_build(
     for tar in (True, False):
         settings = parse_settings({"path": "c.wasm", "tar": tar}, root=tmp_path)
         with tempfile.TemporaryDirectory(dir=shm) as staging:
-            staged = stage_artifact(
+            staged = build_artifact(
                 settings,
                 root=tmp_path,
                 project={"name": "t"},
@@ -457,6 +457,7 @@ def test_install_from_another_file_system_replaces_the_earlier_build(
                 version="1",
                 out_dir=Path(staging),
                 log=lambda _m: None,
+                install=False,
             )
             placed = install_artifact(staged, out)
         assert sorted(os.listdir(out)) == (["t-1", "t-1.tar"] if tar else ["t-1"])
