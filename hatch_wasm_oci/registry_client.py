@@ -1,22 +1,23 @@
 """HTTP transport to one OCI registry: TLS, auth challenges (basic and bearer), retries.
 
-Challenge parsing and basic-auth encoding come from oras-py (``oras.auth.utils``). Requests are
-sent here rather than through ``oras.provider.Registry.do_request`` because uploads stream from
-files that must be reopened on a retry, bearer scopes differ per repository (cross-repository
-mounts need two), and a 401 in the middle of a push must trigger exactly one re-authentication.
+Requests go through ``registry_http`` (http.client) rather than ``oras.provider.Registry``:
+uploads stream from files that must be reopened on a retry, bearer scopes differ per repository
+(cross-repository mounts need two), and a 401 in the middle of a push must trigger exactly one
+re-authentication.
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
+import re
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from hatch_wasm_oci.docker_auth import Credentials
@@ -24,12 +25,13 @@ from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.registry_errors import http_error
 
 if TYPE_CHECKING:
-    import requests
+    from hatch_wasm_oci.registry_http import Response
 
 RETRY_SECONDS_ENV = "HATCH_WASM_OCI_MAX_RETRY_SECONDS"
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
 USER_AGENT = "hatch-wasm-oci"
-READ_SIZE = 1024 * 1024
 
 
 class TransientError(Exception):
@@ -103,46 +105,13 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-class FileSlice:
-    """A file-like body reading ``length`` bytes of ``path`` from ``offset`` in 1 MiB blocks."""
-
-    def __init__(
-        self,
-        path: Path,
-        offset: int,
-        length: int,
-        on_read: Callable[[int], None] | None = None,
-    ) -> None:
-        self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._file.seek(offset)
-        self._left = length
-        self._length = length
-        self._on_read = on_read
-
-    def __len__(self) -> int:
-        return self._length
-
-    def read(self, size: int = -1) -> bytes:
-        """Read up to ``max(size, 1 MiB)`` bytes (large blocks keep uploads fast)."""
-        if self._left <= 0:
-            return b""
-        want = self._left if size is None or size < 0 else max(size, READ_SIZE)
-        data = self._file.read(min(want, self._left))
-        self._left -= len(data)
-        if self._on_read is not None and data:
-            self._on_read(len(data))
-        return data
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
 
 
 class Progress:
@@ -179,8 +148,12 @@ class Progress:
 BodyFactory = Callable[[], Any]
 
 
+_TLS_DROPPED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+"""TLS errors that mean the connection went away (retried like a reset), not a trust problem."""
+
+
 def _describe_connection_error(exc: BaseException) -> str:
-    text = str(exc)
+    text = f"{type(exc).__name__} {exc}"
     if "Connection refused" in text or "ConnectionRefused" in text:
         return "connection refused"
     if (
@@ -193,7 +166,7 @@ def _describe_connection_error(exc: BaseException) -> str:
         return "timed out"
     if "reset" in text.lower():
         return "connection reset"
-    if "RemoteDisconnected" in text or "aborted" in text.lower():
+    if any(word in text for word in ("RemoteDisconnected", "BrokenPipe", "Aborted", "aborted")):
         return "connection closed by the server"
     return f"connection error ({type(exc).__name__})"
 
@@ -210,24 +183,17 @@ class RegistryClient:
         ca_file: Path | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        import requests
-        import requests.utils
+        from hatch_wasm_oci.registry_http import Transport
 
         self.host = host
         self.credentials = credentials
         self.plain_http = plain_http
         self.base = f"{'http' if plain_http else 'https'}://{host}"
         self.retry = retry or RetryPolicy.from_env()
-        self.verify: bool | str = True
-        if ca_file is not None:
-            if not Path(ca_file).is_file():
-                raise RegistryError(f"CA file {ca_file} does not exist")
-            self.verify = str(ca_file)
-        self.session = requests.Session()
+        if ca_file is not None and not Path(ca_file).is_file():
+            raise RegistryError(f"CA file {ca_file} does not exist")
         # No ~/.netrc or REQUESTS_CA_BUNDLE surprises; proxies from the environment still apply.
-        self.session.trust_env = False
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.base))
-        self.session.headers["User-Agent"] = USER_AGENT
+        self.transport = Transport(str(ca_file) if ca_file is not None else None)
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._wanted: dict[str, set[str]] = {}
@@ -246,17 +212,11 @@ class RegistryClient:
         if token:
             return {"Authorization": f"Bearer {token}"}
         if self._basic and creds.password:
-            from oras.auth.utils import get_basic_auth
-
-            return {
-                "Authorization": f"Basic {get_basic_auth(creds.username or '', creds.password)}"
-            }
+            return {"Authorization": basic_auth(creds.username or "", creds.password)}
         return {}
 
-    def _authenticate(self, response: requests.Response, repository: str) -> bool:
+    def _authenticate(self, response: Response, repository: str) -> bool:
         """Answer a 401 challenge; False if there is nothing (more) to try."""
-        from oras.auth.utils import parse_auth_header
-
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         creds = self.credentials
@@ -269,14 +229,15 @@ class RegistryClient:
             return True
         if scheme != "bearer":
             return False
-        parsed = parse_auth_header(challenge)
-        if not parsed.realm:
+        parsed = parse_challenge(challenge)
+        realm = parsed.get("realm")
+        if not realm:
             return False
-        scopes = set((parsed.scope or "").split())
+        scopes = set(parsed.get("scope", "").split())
         actions = self._wanted.get(repository)
         if actions:
             scopes.add(f"repository:{repository}:{','.join(sorted(actions))}")
-        token = self._fetch_token(parsed.realm, parsed.service, sorted(scopes))
+        token = self._fetch_token(realm, parsed.get("service"), sorted(scopes))
         repos = {repository}
         for scope in scopes:
             parts = scope.split(":")
@@ -297,14 +258,17 @@ class RegistryClient:
         realm_host = urlsplit(realm).netloc or realm
         action = f"getting a token from {realm_host}"
         if creds.identity_token:
-            form = dict(params)
-            form.update(
-                grant_type="refresh_token", refresh_token=creds.identity_token, client_id=USER_AGENT
-            )
-            form.pop("scope", None)
-            data = "&".join(
-                f"{k}={_quote(v)}" for k, v in [*form.items(), *(("scope", s) for s in scopes)]
-            )
+            # OAuth2 refresh-token grant (distribution's docs/spec/auth/oauth.md), as docker does.
+            from urllib.parse import urlencode
+
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": USER_AGENT,
+                **({"service": service} if service else {}),
+                **({"scope": " ".join(scopes)} if scopes else {}),
+            }
+            data = urlencode(form)
             response = self._send(
                 "POST",
                 realm,
@@ -315,11 +279,7 @@ class RegistryClient:
         else:
             headers: dict[str, str] = {}
             if creds.password:
-                from oras.auth.utils import get_basic_auth
-
-                headers["Authorization"] = (
-                    f"Basic {get_basic_auth(creds.username or '', creds.password)}"
-                )
+                headers["Authorization"] = basic_auth(creds.username or "", creds.password)
             response = self._send("GET", realm, action=action, headers=headers, params=params)
         if response.status_code in (401, 403):
             if creds.anonymous:
@@ -358,34 +318,32 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         body: BodyFactory | None = None,
         params: Iterable[tuple[str, str]] | None = None,
-        stream: bool = False,
         retry: bool = True,
-    ) -> requests.Response:
-        """Send with retries on connection errors and 429/502/503/504 (if ``retry``)."""
-        import requests
+    ) -> Response:
+        """Send with retries on connection errors and 429/502/503/504 (if ``retry``).
+
+        GET and HEAD follow redirects (dropping Authorization when the host changes).
+        """
+        from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
 
         backoff = Backoff(self.retry)
+        param_list = list(params) if params else None
+        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        redirects = 0
         while True:
             data = body() if body is not None else None
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=headers,
-                    params=list(params) if params else None,
-                    stream=stream,
-                    verify=self.verify,
-                    timeout=(15, 300),
-                    allow_redirects=method in ("GET", "HEAD"),
+                response = self.transport.request(
+                    method, url, headers=all_headers, body=data, params=param_list
                 )
-            except requests.exceptions.SSLError as exc:
-                raise self._tls_error(exc, action) from None
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
+            except ssl.SSLError as exc:
+                if not isinstance(exc, _TLS_DROPPED):  # a handshake or certificate failure
+                    raise self._tls_error(exc, action) from None
+                if not retry:
+                    raise TransientError("connection reset") from None
+                backoff.wait_or_raise("connection reset", None, action)
+                continue
+            except TRANSPORT_ERRORS as exc:
                 description = _describe_connection_error(exc)
                 if not retry:
                     raise TransientError(description) from None
@@ -394,12 +352,20 @@ class RegistryClient:
                 except RegistryError as err:
                     raise RegistryError(f"{err}{self._connection_hint(description)}") from None
                 continue
-            except requests.exceptions.RequestException as exc:
-                raise RegistryError(f"{action} failed: {type(exc).__name__}") from None
-            finally:
-                close = getattr(data, "close", None)
-                if close is not None:
-                    close()
+            location = response.headers.get("Location")
+            if (
+                response.status_code in REDIRECT_STATUS
+                and method in ("GET", "HEAD")
+                and location
+                and redirects < MAX_REDIRECTS
+            ):
+                response.close()
+                redirects += 1
+                target = urljoin(url, location)
+                if urlsplit(target).netloc != urlsplit(url).netloc:
+                    all_headers.pop("Authorization", None)
+                url, param_list = target, None
+                continue
             if response.status_code in RETRYABLE_STATUS:
                 description = f"HTTP {response.status_code}"
                 after = _retry_after(response.headers.get("Retry-After"))
@@ -442,9 +408,8 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         body: BodyFactory | None = None,
         params: Iterable[tuple[str, str]] | None = None,
-        stream: bool = False,
         retry: bool = True,
-    ) -> requests.Response:
+    ) -> Response:
         """An authenticated request; answers 401 challenges (and re-authenticates once)."""
         url = self.url(path_or_url)
         param_list = list(params) if params else None
@@ -459,7 +424,6 @@ class RegistryClient:
                 headers=merged,
                 body=body,
                 params=param_list,
-                stream=stream,
                 retry=retry,
             )
             if response.status_code != 401 or rounds >= 2:
@@ -476,13 +440,13 @@ class RegistryClient:
     def _speaks_tls(self) -> bool:
         """Whether a plain-HTTP 400 came from a TLS server (Go's answer to plain HTTP)."""
         try:
-            probe = self.session.get(f"{self.base}/v2/", timeout=5)
+            probe = self.transport.request("GET", f"{self.base}/v2/")
         except Exception:
             return False
         return _plain_http_rejected(probe.text)
 
     def error(
-        self, response: requests.Response, *, action: str, repository: str, what: str
+        self, response: Response, *, action: str, repository: str, what: str
     ) -> RegistryError:
         """The RegistryError for an unexpected answer."""
         try:
@@ -506,11 +470,26 @@ class RegistryClient:
         )
 
 
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` value for HTTP basic auth."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+
+
+def parse_challenge(header: str) -> dict[str, str]:
+    """The parameters of a ``WWW-Authenticate`` challenge (``realm``, ``service``, ``scope``)."""
+    _, _, rest = header.strip().partition(" ")
+    return {
+        m.group(1).lower(): (
+            re.sub(r"\\(.)", r"\1", m.group(2)) if m.group(2) is not None else m.group(3)
+        )
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+
+
 def _plain_http_rejected(text: str) -> bool:
     return "HTTP request to an HTTPS server" in text
-
-
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")

@@ -113,7 +113,6 @@ def _get_manifest(
         action=action,
         what="manifest",
         headers={"Accept": ACCEPT},
-        stream=True,
     )
     if response.status_code == 404:
         codes = {code for code, _ in registry_codes(response.content)}
@@ -145,13 +144,13 @@ def _get_manifest(
 def _fetch_blob(
     client: RegistryClient, repo: str, blob: Descriptor, writer: LayoutWriter, ref_text: str
 ) -> None:
-    import requests
+    from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
 
     action = f"pulling blob {blob.digest[:19]} of {ref_text}"
     backoff = Backoff(client.retry)
     while True:
         response = client.request(
-            "GET", f"/v2/{repo}/blobs/{blob.digest}", repository=repo, action=action, stream=True
+            "GET", f"/v2/{repo}/blobs/{blob.digest}", repository=repo, action=action
         )
         if response.status_code != 200:
             raise client.error(response, action=action, repository=repo, what="blob")
@@ -163,7 +162,7 @@ def _fetch_blob(
                 f"{action} failed: the blob the registry sent does not match its digest "
                 "(corrupted or tampered); nothing was written"
             ) from None
-        except (requests.exceptions.RequestException, TransientError) as exc:
+        except (*TRANSPORT_ERRORS, TransientError) as exc:
             backoff.wait_or_raise(f"download interrupted ({type(exc).__name__})", None, action)
             continue
         finally:

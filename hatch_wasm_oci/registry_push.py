@@ -20,12 +20,12 @@ from hatch_wasm_oci.layout_reader import OciLayout
 from hatch_wasm_oci.reference import Reference, parse_reference
 from hatch_wasm_oci.registry_client import (
     Backoff,
-    FileSlice,
     Progress,
     RegistryClient,
     TransientError,
 )
 from hatch_wasm_oci.registry_errors import CHUNK_ENV, registry_codes
+from hatch_wasm_oci.registry_http import FileBody
 from hatch_wasm_oci.registry_mounts import BlobLocations
 
 DEFAULT_CHUNKED_ABOVE = 1 << 30
@@ -367,7 +367,7 @@ class _Pusher:
             self.stats.blob_bytes_sent += count
             progress.advance(count)
 
-        return lambda: FileSlice(path, offset, length, on_read)
+        return lambda: FileBody(path, offset, length, on_read)
 
     def _progress(self, blob: Descriptor) -> Progress:
         enabled = self.options.progress
