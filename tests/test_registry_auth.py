@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.layout_reader import OciLayout
 from hatch_wasm_oci.reference import parse_reference
 from hatch_wasm_oci.registry_errors import http_error
 from tests.registry_fixtures import (
@@ -24,6 +27,7 @@ from tests.registry_fixtures import (
     skopeo_raw,
     unique_repo,
 )
+from tests.token_server import TokenServer
 
 
 def _config(tmp_path: Path, data: dict[str, object]) -> dict[str, str]:
@@ -155,10 +159,7 @@ def test_hints(host: str, status: int, body: bytes, what: str, expected: str) ->
 def test_registry_token_from_environment(
     registry_token: RegistryServer, tiny_component: Path, tmp_path: Path
 ) -> None:
-    from tests.token_server import TokenServer
-
-    tokens = registry_token.extra["tokens"]
-    assert isinstance(tokens, TokenServer)
+    tokens = _token_server(registry_token)
     layout = pack_layout(tiny_component, tmp_path / "layout", tags=("t",)).layout
     repo = unique_repo()
     token = tokens.sign("ci", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}])
@@ -231,3 +232,84 @@ def test_progress_only_on_a_terminal(
     shown = b"".join(chunks).decode(errors="replace")
     assert "uploading sha256:" in shown and "MiB/s" in shown
     assert proc.stdout.decode().startswith(f"{registry_anon.address}/")
+
+
+def _token_server(server: RegistryServer) -> TokenServer:
+    tokens = server.extra["tokens"]
+    assert isinstance(tokens, TokenServer)
+    return tokens
+
+
+def _password_grant(tokens: TokenServer, user: str, password: str) -> str:
+    """The refresh token ``docker login`` would obtain (password grant, offline access)."""
+    form = {
+        "grant_type": "password",
+        "service": tokens.service,
+        "client_id": "test-login",
+        "access_type": "offline",
+        "username": user,
+        "password": password,
+    }
+    request = urllib.request.Request(
+        tokens.realm,
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        payload = json.load(answer)
+    assert payload["access_token"].count(".") == 2
+    refresh = payload["refresh_token"]
+    assert isinstance(refresh, str)
+    return refresh
+
+
+def _identity_env(source: str, registry: str, refresh: str, tmp_path: Path) -> dict[str, str]:
+    """A CLI environment whose docker config holds ``refresh`` as an identity token."""
+    if source == "config":
+        entry = {"auth": _b64("<token>:"), "identitytoken": refresh}
+        config: dict[str, object] = {"auths": {registry: entry}}
+        path = "/usr/bin:/bin"
+    else:
+        helper = tmp_path / "bin" / "docker-credential-oauth"
+        helper.parent.mkdir(parents=True, exist_ok=True)
+        helper.write_text(
+            f'#!/bin/sh\nread s\nprintf \'{{"Username":"<token>","Secret":"{refresh}"}}\'\n'
+        )
+        helper.chmod(0o755)
+        config = {"credHelpers": {registry: "oauth"}}
+        path = f"{helper.parent}:/usr/bin:/bin"
+    (tmp_path / "docker").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "docker" / "config.json").write_text(json.dumps(config))
+    env = clean_env(tmp_path / "home", DOCKER_CONFIG=str(tmp_path / "docker"))
+    env["PATH"] = f"{path}:{os.path.dirname(sys.executable)}"
+    return env
+
+
+@pytest.mark.parametrize("source", ["config", "helper"])
+def test_push_with_identity_token(
+    source: str, registry_token: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    tokens = _token_server(registry_token)
+    assert registry_token.username and registry_token.password
+    refresh = _password_grant(tokens, registry_token.username, registry_token.password)
+    layout = pack_layout(tiny_component, tmp_path / "layout", tags=("r",)).layout
+    env = _identity_env(source, registry_token.address, refresh, tmp_path)
+    repo = unique_repo()
+    before, forms_before = tokens.refreshed, len(tokens.forms)
+    ok = run_cli("push", layout, f"{registry_token.address}/{repo}", "--plain-http", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert refresh not in ok.stdout + ok.stderr
+    assert tokens.refreshed - before >= 1
+    form = tokens.forms[forms_before]
+    assert form["grant_type"] == ["refresh_token"]
+    assert form["service"] == [tokens.service]
+    assert f"repository:{repo}:pull,push" in form["scope"][0].split()
+    assert skopeo_raw(registry_token, f"{repo}:r") == OciLayout.open(layout).manifest_bytes("r")
+
+    stale = "refresh-" + "0" * 32
+    env = _identity_env(source, registry_token.address, stale, tmp_path / "stale")
+    denied = run_cli("push", layout, f"{registry_token.address}/{repo}", "--plain-http", env=env)
+    assert denied.returncode == 2
+    assert "HTTP 401" in denied.stderr and "were rejected" in denied.stderr
+    assert len(denied.stderr.strip().splitlines()) == 1
+    assert stale not in denied.stdout + denied.stderr

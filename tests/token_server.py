@@ -3,6 +3,11 @@
 It checks HTTP basic credentials, grants every scope asked for (pull and push) to a known user
 and nothing to anonymous callers, and signs RS256 JWTs whose ``x5c`` header carries the signing
 certificate; the registry trusts that certificate through ``rootcertbundle``.
+
+``POST /token`` is distribution's OAuth2 flow (docs/spec/auth/oauth.md): a form with
+``grant_type=password`` (``username``, ``password``; ``access_type=offline`` also returns a
+``refresh_token``) or ``grant_type=refresh_token`` (``refresh_token``), plus ``service``,
+``client_id`` and ``scope`` (space-separated); the answer holds ``access_token``.
 """
 
 from __future__ import annotations
@@ -21,13 +26,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+FORM = "application/x-www-form-urlencoded"
+GRANT_ERROR = {"error": "invalid_grant"}
+
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class TokenServer:
-    """Serve ``GET /token`` on 127.0.0.1; ``issued`` counts tokens handed out."""
+    """Serve ``GET``/``POST /token`` on 127.0.0.1; ``issued`` counts tokens handed out,
+    ``refreshed`` those issued for a refresh token, ``forms`` the POST forms (secrets removed)."""
 
     def __init__(
         self,
@@ -49,7 +58,10 @@ class TokenServer:
         self.users = users
         self.lifetime = lifetime
         self.issued = 0
+        self.refreshed = 0
         self.rejected = 0
+        self.refresh_tokens: dict[str, str] = {}
+        self.forms: list[dict[str, list[str]]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -86,6 +98,60 @@ class TokenServer:
         )
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + _b64url(signature)
+
+    def issue_refresh_token(self, user: str) -> str:
+        """A new refresh token for ``user`` (what ``docker login`` stores as identitytoken)."""
+        token = f"refresh-{uuid.uuid4().hex}"
+        with self._lock:
+            self.refresh_tokens[token] = user
+        return token
+
+    def _access(self, user: str | None, scopes: list[str]) -> list[dict[str, Any]]:
+        access = []
+        if user:
+            for scope in scopes:
+                for item in scope.split():
+                    kind, _, rest = item.partition(":")
+                    name, _, actions = rest.rpartition(":")
+                    if kind == "repository" and name:
+                        access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        return access
+
+    def _grant(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """Answer an OAuth2 token form: (status, JSON payload)."""
+        field = {k: v[0] for k, v in form.items() if v}
+        grant = field.get("grant_type")
+        if field.get("service") != self.service or not field.get("client_id"):
+            return 400, {"error": "invalid_request"}
+        user: str | None = None
+        refresh: str | None = None
+        if grant == "password":
+            name = field.get("username", "")
+            if self.users.get(name) != field.get("password"):
+                return 401, GRANT_ERROR
+            user = name
+            if field.get("access_type") == "offline":
+                refresh = self.issue_refresh_token(name)
+        elif grant == "refresh_token":
+            with self._lock:
+                user = self.refresh_tokens.get(field.get("refresh_token", ""))
+            if user is None:
+                return 401, GRANT_ERROR
+        else:
+            return 400, {"error": "unsupported_grant_type"}
+        scopes = form.get("scope", [])
+        token = self.sign(user, self._access(user, scopes))
+        with self._lock:
+            self.issued += 1
+            self.refreshed += grant == "refresh_token"
+        payload: dict[str, Any] = {
+            "access_token": token,
+            "scope": " ".join(scopes),
+            "expires_in": self.lifetime,
+        }
+        if refresh:
+            payload["refresh_token"] = refresh
+        return 200, payload
 
     def _authorized_user(self, header: str | None) -> str | bool | None:
         """The user name, None for anonymous, False for wrong credentials."""
@@ -127,19 +193,30 @@ class TokenServer:
                         server.rejected += 1
                     self._reply(401, {"errors": [{"code": "UNAUTHORIZED"}]})
                     return
-                access = []
-                if user:
-                    for scope in query.get("scope", []):
-                        for item in scope.split():
-                            kind, _, rest = item.partition(":")
-                            name, _, actions = rest.rpartition(":")
-                            if kind == "repository" and name:
-                                access.append(
-                                    {"type": kind, "name": name, "actions": actions.split(",")}
-                                )
-                token = server.sign(str(user or ""), access)
+                token = server.sign(
+                    str(user or ""), server._access(user or None, query.get("scope", []))
+                )
                 with server._lock:
                     server.issued += 1
                 self._reply(200, {"token": token, "expires_in": server.lifetime})
+
+            def do_POST(self) -> None:
+                if urlsplit(self.path).path != "/token":
+                    self._reply(404, {"error": "not found"})
+                    return
+                if self.headers.get("Content-Type", "").split(";")[0] != FORM:
+                    self._reply(400, {"error": "invalid_request"})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+                with server._lock:
+                    server.forms.append(
+                        {k: v for k, v in form.items() if k not in ("password", "refresh_token")}
+                    )
+                status, payload = server._grant(form)
+                if status == 401:
+                    with server._lock:
+                        server.rejected += 1
+                self._reply(status, payload)
 
         return Handler
