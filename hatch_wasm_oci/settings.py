@@ -150,10 +150,21 @@ def _string(config: Mapping[str, Any], key: str, path: str, problems: _Problems)
     value = config.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
-        problems.add(f"{path}.{key}", "must be a non-empty string")
+    problem = _not_a_string(value)
+    if problem:
+        problems.add(f"{path}.{key}", problem)
         return None
+    assert isinstance(value, str)
     return value
+
+
+def _not_a_string(value: object) -> str | None:
+    """Why ``value`` is not a usable string setting, or None when it is one."""
+    if not isinstance(value, str):
+        return f"must be a string, not {_describe(value)}"
+    if not value.strip():
+        return "must be a non-empty string"
+    return None
 
 
 def _bool(
@@ -181,7 +192,8 @@ def _describe(value: object) -> str:
 def _str_list(
     value: object, path: str, problems: _Problems, *, allow_str: bool, allow_empty: bool = True
 ) -> tuple[str, ...] | None:
-    if allow_str and isinstance(value, str):
+    single = allow_str and isinstance(value, str)
+    if single:
         value = [value]
     if not isinstance(value, list):
         wanted = "a string or an array of strings" if allow_str else "an array of strings"
@@ -189,8 +201,9 @@ def _str_list(
         return None
     ok = True
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not item:
-            problems.add(f"{path}[{index}]", "must be a non-empty string")
+        problem = _not_a_string(item)
+        if problem:
+            problems.add(path if single else f"{path}[{index}]", problem)
             ok = False
     if ok and not value and not allow_empty:
         problems.add(path, "must not be empty")

@@ -106,7 +106,9 @@ def test_manifest_config_and_annotations(example_project_build: Path) -> None:
     config_desc = manifest["config"]
     assert isinstance(config_desc, dict)
     assert config_desc["mediaType"] == "application/vnd.wasm.config.v0+json"
-    (layer,) = manifest["layers"]  # type: ignore[misc]
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    (layer,) = layers
     assert layer["mediaType"] == "application/wasm"
     assert layer["annotations"]["org.opencontainers.image.title"] == "example_inventory-0.1.0.wasm"
     config = json.loads(blob(layout, config_desc["digest"]).read_text())

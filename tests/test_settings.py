@@ -147,9 +147,9 @@ def test_every_problem_reported_at_once(root: Path) -> None:
         "annotations, tags, tar, embed-metadata, repository)",
         f"{cpy}.colour: unknown key (known keys: wit-path, world, app, python-path, stub-wasi, "
         "args)",
-        f"{cpy}.wit-path[2]: must be a non-empty string",
+        f"{cpy}.wit-path[2]: must be a string, not an integer",
         f"{cpy}.app: missing: the Python module of the app",
-        f"{cpy}.world: must be a non-empty string",
+        f"{cpy}.world: must be a string, not an integer",
         f"{cpy}.python-path[0]: 'nodir' is not a directory",
         f"{cpy}.stub-wasi: must be true or false, not a string",
         f"{cpy}.args: must be an array of strings, not a string",
@@ -161,7 +161,7 @@ def test_every_problem_reported_at_once(root: Path) -> None:
         f"{T}.tags[2]: unknown placeholder {{nope}} in '{{nope}}' (only {{version}} is known)",
         f"{T}.tar: must be true or false, not a string",
         f"{T}.embed-metadata: must be true or false, not an integer",
-        f"{T}.repository: must be a non-empty string",
+        f"{T}.repository: must be a string, not an integer",
     ]
 
 
@@ -171,6 +171,9 @@ def test_wit_path_that_does_not_exist(root: Path) -> None:
     ]
     assert problems({"componentize-py": {**CPY, "wit-path": ["wit", "nowit"]}}, root) == [
         f"{T}.componentize-py.wit-path[1]: 'nowit' does not exist"
+    ]
+    assert problems({"componentize-py": {**CPY, "wit-path": " "}}, root) == [
+        f"{T}.componentize-py.wit-path: must be a non-empty string"
     ]
 
 
@@ -197,7 +200,7 @@ def test_wrong_types_of_sources(root: Path) -> None:
     assert problems({"command": 3, "path": "x.wasm"}, root) == [
         f"{T}.command: must be an array of strings, not an integer"
     ]
-    assert problems({"path": 3}, root) == [f"{T}.path: must be a non-empty string"]
+    assert problems({"path": 3}, root) == [f"{T}.path: must be a string, not an integer"]
 
 
 def test_tags_rules(root: Path) -> None:
