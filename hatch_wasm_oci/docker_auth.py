@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY
+from hatch_wasm_oci.registry_errors import json_object
 
 ENV_USERNAME = "HATCH_WASM_OCI_USERNAME"
 ENV_PASSWORD = "HATCH_WASM_OCI_PASSWORD"
@@ -149,12 +150,7 @@ def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credentials | 
         return None
     except OSError as exc:
         raise RegistryError(f"cannot read {config}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise RegistryError(f"{config} is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise RegistryError(f"{config} is not a JSON object")
+    data = json_object(text, str(config))
     wanted = _hosts_for(host)
     helpers = data.get("credHelpers") or {}
     if isinstance(helpers, dict):

@@ -10,6 +10,17 @@ from hatch_wasm_oci.errors import RegistryError
 CHUNK_ENV = "HATCH_WASM_OCI_CHUNKED_ABOVE"
 
 
+def json_object(data: str | bytes, name: str) -> dict[str, Any]:
+    """``data`` parsed as a JSON object; RegistryError "NAME is not valid JSON" (or an object)."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        raise RegistryError(f"{name} is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise RegistryError(f"{name} is not a JSON object")
+    return parsed
+
+
 def registry_codes(body: bytes) -> list[tuple[str, str]]:
     """``(code, message)`` pairs from an OCI distribution error body (empty if it has none)."""
     try:

@@ -8,7 +8,6 @@ is left behind when a check fails.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from hatch_wasm_oci.errors import LayoutError, RegistryError
 from hatch_wasm_oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
 from hatch_wasm_oci.reference import Reference, parse_reference
 from hatch_wasm_oci.registry_client import Backoff, RegistryClient, TransientError
-from hatch_wasm_oci.registry_errors import registry_codes
+from hatch_wasm_oci.registry_errors import json_object, registry_codes
 
 MAX_MANIFEST_SIZE = 4 << 20
 LAYOUT_DIR_NAME = "layout"
@@ -79,12 +78,7 @@ def _wasm_name(layer: Descriptor, repository: str) -> str:
 
 
 def _parse_manifest(data: bytes, where: str) -> tuple[Descriptor, Descriptor]:
-    try:
-        manifest = json.loads(data)
-    except ValueError:
-        raise RegistryError(f"{where}: the manifest is not JSON") from None
-    if not isinstance(manifest, dict):
-        raise RegistryError(f"{where}: the manifest is not a JSON object")
+    manifest = json_object(data, f"{where}: the manifest")
     media_type = manifest.get("mediaType")
     if media_type not in (None, oci_config.MANIFEST_MEDIA_TYPE):
         raise RegistryError(f"{where}: {media_type} is not an OCI image manifest")

@@ -375,9 +375,26 @@ class _Pusher:
             enabled = False
         return Progress(f"uploading {blob.digest[:19]}", blob.size, enabled)
 
-    def _finish(
-        self, client: RegistryClient, repo: str, blob: Descriptor, action: str, response: Any
+    def _complete(
+        self,
+        client: RegistryClient,
+        repo: str,
+        blob: Descriptor,
+        location: str,
+        action: str,
+        body: Any,
     ) -> None:
+        """``PUT location?digest=...`` with the last (or only) bytes; check the answer."""
+        response = client.request(
+            "PUT",
+            location,
+            repository=repo,
+            action=action,
+            params=[("digest", blob.digest)],
+            headers={"Content-Type": "application/octet-stream"},
+            body=body,
+            retry=False,
+        )
         if response.status_code == 201:
             echoed = response.headers.get("Docker-Content-Digest")
             if echoed and echoed != blob.digest:
@@ -396,19 +413,11 @@ class _Pusher:
     ) -> None:
         progress = self._progress(blob)
         try:
-            response = client.request(
-                "PUT",
-                location,
-                repository=repo,
-                action=action,
-                params=[("digest", blob.digest)],
-                headers={"Content-Type": "application/octet-stream"},
-                body=self._body(blob, 0, blob.size, progress),
-                retry=False,
+            self._complete(
+                client, repo, blob, location, action, self._body(blob, 0, blob.size, progress)
             )
         finally:
             progress.finish()
-        self._finish(client, repo, blob, action, response)
 
     def upload_chunked(
         self, client: RegistryClient, repo: str, blob: Descriptor, location: str, action: str
@@ -436,17 +445,7 @@ class _Pusher:
                 location = response.headers["Location"]
         finally:
             progress.finish()
-        response = client.request(
-            "PUT",
-            location,
-            repository=repo,
-            action=action,
-            params=[("digest", blob.digest)],
-            headers={"Content-Type": "application/octet-stream"},
-            body=lambda: b"",
-            retry=False,
-        )
-        self._finish(client, repo, blob, action, response)
+        self._complete(client, repo, blob, location, action, lambda: b"")
 
 
 def push(layout: OciLayout, targets: Sequence[PushTarget], options: PushOptions) -> PushResult:

@@ -21,11 +21,15 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hatch_wasm_oci.layout import PackResult, pack
 from tests.padding import leb128
+
+if TYPE_CHECKING:
+    from tests.token_server import TokenServer
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 TEST_USER = "wasm-publisher"
@@ -85,25 +89,18 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+def _self_signed(directory: Path, stem: str, subject: str) -> tuple[Path, Path]:
+    """A self-signed RSA certificate valid for two days: (``STEM.pem``, ``STEM.key``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
+    args = f"req -x509 -newkey rsa:2048 -nodes -days 2 -keyout {key.name} -out {cert.name}"
+    _openssl(*args.split(), "-subj", subject, cwd=directory)
+    return cert, key
+
+
 def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
     """A test CA and a server cert for 127.0.0.1/localhost signed by it: (ca, cert, key)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=hatch-wasm-oci test CA",
-        cwd=directory,
-    )
+    _self_signed(directory, "ca", "/CN=hatch-wasm-oci test CA")
     _openssl(
         "req",
         "-newkey",
@@ -143,24 +140,7 @@ def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
 
 def make_signing_cert(directory: Path) -> tuple[Path, Path]:
     """A self-signed RSA certificate for signing registry tokens: (cert, key)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "token.key",
-        "-out",
-        "token.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=hatch-wasm-oci token signer",
-        cwd=directory,
-    )
-    return directory / "token.pem", directory / "token.key"
+    return _self_signed(directory, "token", "/CN=hatch-wasm-oci token signer")
 
 
 def start_registry(
@@ -325,6 +305,40 @@ def run_cli(
         timeout=300,
         check=False,
     )
+
+
+def plain_push(
+    layout: Path, ref: str, env: Mapping[str, str], *extra: str | os.PathLike[str]
+) -> subprocess.CompletedProcess[str]:
+    """``hatch-wasm-oci push LAYOUT REF --plain-http EXTRA...``."""
+    return run_cli("push", layout, ref, "--plain-http", *extra, env=env)
+
+
+def push_own_layout(
+    server: RegistryServer, source: Path, tmp_path: Path, padding: int, repo: str
+) -> PackResult:
+    """Push a layout of its own (``source`` padded by ``padding`` bytes, tag ``t``) to ``repo``,
+    so no other test shares its blobs."""
+    wasm = padded_component(source, tmp_path / "own.wasm", padding)
+    layout = pack_layout(wasm, tmp_path / "layout", tags=("t",))
+    pushed = plain_push(layout.layout, f"{server.address}/{repo}", clean_env(tmp_path / "home"))
+    assert pushed.returncode == 0, pushed.stderr
+    return layout
+
+
+def user_env(server: RegistryServer) -> dict[str, str]:
+    """HATCH_WASM_OCI_USERNAME/PASSWORD for the server's test user."""
+    assert server.username and server.password
+    return {"HATCH_WASM_OCI_USERNAME": server.username, "HATCH_WASM_OCI_PASSWORD": server.password}
+
+
+def token_server(server: RegistryServer) -> TokenServer:
+    """The token server behind ``registry_token``."""
+    from tests.token_server import TokenServer
+
+    tokens = server.extra["tokens"]
+    assert isinstance(tokens, TokenServer)
+    return tokens
 
 
 def skopeo_raw(server: RegistryServer, ref: str) -> bytes:

@@ -21,6 +21,8 @@ from tests.registry_fixtures import (
     clean_env,
     pack_layout,
     padded_component,
+    plain_push,
+    push_own_layout,
     run_cli,
     skopeo_raw,
     skopeo_tags,
@@ -68,15 +70,7 @@ def test_round_trip_is_byte_identical_and_runs(
     env = clean_env(tmp_path / "home")
     repo = unique_repo()
     summary = tmp_path / "summary.json"
-    pushed = run_cli(
-        "push",
-        tiny_layout,
-        f"{registry_anon.address}/{repo}",
-        "--plain-http",
-        "--summary",
-        summary,
-        env=env,
-    )
+    pushed = plain_push(tiny_layout, f"{registry_anon.address}/{repo}", env, "--summary", summary)
     assert pushed.returncode == 0, pushed.stderr
     manifests = _layout_manifests(tiny_layout)
     assert set(manifests) == {"1.0.0", "latest"}
@@ -109,12 +103,7 @@ def test_pull_by_digest_and_missing_tag(
 ) -> None:
     env = clean_env(tmp_path / "home")
     repo = unique_repo()
-    assert (
-        run_cli(
-            "push", tiny_layout, f"{registry_anon.address}/{repo}:only", "--plain-http", env=env
-        ).returncode
-        == 0
-    )
+    assert plain_push(tiny_layout, f"{registry_anon.address}/{repo}:only", env).returncode == 0
     digest = "sha256:" + hashlib.sha256(_layout_manifests(tiny_layout)["latest"]).hexdigest()
     ok = run_cli(
         "pull",
@@ -145,18 +134,12 @@ def test_repush_sends_no_blob_bytes_and_mounts_across_repositories(
     env = clean_env(tmp_path / "home")
     repo_a, repo_b = unique_repo("a"), unique_repo("b")
     with FaultProxy(registry_anon.address, lifetime=120) as proxy:
-        first = run_cli("push", tiny_layout, f"{proxy.address}/{repo_a}", "--plain-http", env=env)
+        first = plain_push(tiny_layout, f"{proxy.address}/{repo_a}", env)
         assert first.returncode == 0, first.stderr
         assert proxy.upload_bytes > 0
         proxy.clear()
-        again = run_cli(
-            "push",
-            tiny_layout,
-            f"{proxy.address}/{repo_a}",
-            "--plain-http",
-            "--summary",
-            tmp_path / "again.json",
-            env=env,
+        again = plain_push(
+            tiny_layout, f"{proxy.address}/{repo_a}", env, "--summary", tmp_path / "again.json"
         )
         assert again.returncode == 0, again.stderr
         assert proxy.upload_bytes == 0
@@ -167,14 +150,8 @@ def test_repush_sends_no_blob_bytes_and_mounts_across_repositories(
         # Another repository on the same registry: blobs are mounted from repo_a (remembered in
         # the blob-location cache under XDG_CACHE_HOME), not uploaded.
         proxy.clear()
-        other = run_cli(
-            "push",
-            tiny_layout,
-            f"{proxy.address}/{repo_b}:x",
-            "--plain-http",
-            "--summary",
-            tmp_path / "b.json",
-            env=env,
+        other = plain_push(
+            tiny_layout, f"{proxy.address}/{repo_b}:x", env, "--summary", tmp_path / "b.json"
         )
         assert other.returncode == 0, other.stderr
         assert proxy.upload_bytes == 0
@@ -190,7 +167,7 @@ def test_chunked_upload_above_threshold(
     env = clean_env(tmp_path / "home", HATCH_WASM_OCI_CHUNKED_ABOVE="1M")
     repo = unique_repo()
     with FaultProxy(registry_anon.address, lifetime=120) as proxy:
-        result = run_cli("push", padded_layout, f"{proxy.address}/{repo}", "--plain-http", env=env)
+        result = plain_push(padded_layout, f"{proxy.address}/{repo}", env)
         assert result.returncode == 0, result.stderr
         patches = [s for s in proxy.seen if s.method == "PATCH"]
     assert len(patches) >= 1 and all(s.status == 202 for s in patches)
@@ -231,15 +208,7 @@ def test_tampered_blob_on_pull_is_rejected(
 ) -> None:
     env = clean_env(tmp_path / "home")
     repo = unique_repo()
-    # A layout of its own, so no other test shares the tampered blob.
-    wasm = padded_component(tiny_component, tmp_path / "own.wasm", 1000)
-    layout = pack_layout(wasm, tmp_path / "layout", tags=("t",))
-    assert (
-        run_cli(
-            "push", layout.layout, f"{registry_anon.address}/{repo}", "--plain-http", env=env
-        ).returncode
-        == 0
-    )
+    layout = push_own_layout(registry_anon, tiny_component, tmp_path, 1000, repo)
     stored = blob_in_storage(registry_anon, layout.layer.digest)
     data = bytearray(stored.read_bytes())
     data[-1] ^= 0xFF
@@ -265,14 +234,7 @@ def test_tampered_manifest_on_pull_is_rejected(
 ) -> None:
     env = clean_env(tmp_path / "home")
     repo = unique_repo()
-    wasm = padded_component(tiny_component, tmp_path / "own.wasm", 777)
-    layout = pack_layout(wasm, tmp_path / "layout", tags=("t",))
-    assert (
-        run_cli(
-            "push", layout.layout, f"{registry_anon.address}/{repo}", "--plain-http", env=env
-        ).returncode
-        == 0
-    )
+    layout = push_own_layout(registry_anon, tiny_component, tmp_path, 777, repo)
     stored = blob_in_storage(registry_anon, layout.manifest.digest)
     text = stored.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion": 2')
     assert text != stored.read_bytes()
@@ -307,7 +269,7 @@ def test_tls_with_ca_file(registry_tls: RegistryServer, tiny_layout: Path, tmp_p
     untrusted = run_cli("push", tiny_layout, ref, env=env)
     assert untrusted.returncode == 2
     assert "TLS verification" in untrusted.stderr and "--ca-file" in untrusted.stderr
-    plain = run_cli("push", tiny_layout, ref, "--plain-http", env=env)
+    plain = plain_push(tiny_layout, ref, env)
     assert plain.returncode == 2
     assert "speaks HTTPS" in plain.stderr and "drop --plain-http" in plain.stderr
     result = run_cli("push", tiny_layout, ref, "--ca-file", ca, env=env)
@@ -381,7 +343,7 @@ def test_env_credentials(
         HATCH_WASM_OCI_USERNAME=server.username,
         HATCH_WASM_OCI_PASSWORD=server.password,
     )
-    result = run_cli("push", tiny_layout, f"{server.address}/{repo}", "--plain-http", env=env)
+    result = plain_push(tiny_layout, f"{server.address}/{repo}", env)
     assert result.returncode == 0, result.stderr
     assert server.password not in result.stdout + result.stderr
     assert skopeo_raw(server, f"{repo}:1.0.0") == _layout_manifests(tiny_layout)["1.0.0"]
@@ -401,15 +363,7 @@ def test_wrong_password_is_clear_and_secret(
         tmp_path / "home", HATCH_WASM_OCI_USERNAME="wasm-publisher", HATCH_WASM_OCI_PASSWORD=wrong
     )
     summary = tmp_path / "summary.json"
-    result = run_cli(
-        "push",
-        tiny_layout,
-        f"{server.address}/{unique_repo()}",
-        "--plain-http",
-        "--summary",
-        summary,
-        env=env,
-    )
+    result = plain_push(tiny_layout, f"{server.address}/{unique_repo()}", env, "--summary", summary)
     assert result.returncode == 2
     output = result.stdout + result.stderr
     assert wrong not in output and _auth("wasm-publisher", wrong) not in output
@@ -429,13 +383,7 @@ def test_docker_config_auths_with_and_without_scheme(
             tmp_path / key.replace("/", "_").replace(":", "_"), {"auths": {key: {"auth": encoded}}}
         )
         env = clean_env(tmp_path / "home", DOCKER_CONFIG=str(config_dir))
-        result = run_cli(
-            "push",
-            tiny_layout,
-            f"{registry_basic.address}/{unique_repo()}",
-            "--plain-http",
-            env=env,
-        )
+        result = plain_push(tiny_layout, f"{registry_basic.address}/{unique_repo()}", env)
         assert result.returncode == 0, (key, result.stderr)
     # ~/.docker/config.json when DOCKER_CONFIG is unset
     home = tmp_path / "dockerhome"
@@ -505,16 +453,12 @@ def test_docker_credential_helper(
     base = clean_env(tmp_path / "home", DOCKER_CONFIG=str(config_dir))
     env = dict(base, PATH=f"{bin_dir}:{base['PATH']}")
     repo = unique_repo()
-    result = run_cli(
-        "push", tiny_layout, f"{registry_token.address}/{repo}", "--plain-http", env=env
-    )
+    result = plain_push(tiny_layout, f"{registry_token.address}/{repo}", env)
     assert result.returncode == 0, result.stderr
     assert registry_token.password not in result.stdout + result.stderr
     assert skopeo_raw(registry_token, f"{repo}:latest") == _layout_manifests(tiny_layout)["latest"]
     # Without the helper on PATH the error names it.
-    missing = run_cli(
-        "push", tiny_layout, f"{registry_token.address}/{repo}", "--plain-http", env=base
-    )
+    missing = plain_push(tiny_layout, f"{registry_token.address}/{repo}", base)
     assert missing.returncode == 2
     assert "docker-credential-test" in missing.stderr and "not on PATH" in missing.stderr
 

@@ -23,8 +23,9 @@ from tests.registry_fixtures import (
     clean_env,
     pack_layout,
     padded_component,
-    run_cli,
+    plain_push,
     skopeo_raw,
+    token_server,
     unique_repo,
 )
 from tests.token_server import TokenServer
@@ -159,28 +160,17 @@ def test_hints(host: str, status: int, body: bytes, what: str, expected: str) ->
 def test_registry_token_from_environment(
     registry_token: RegistryServer, tiny_component: Path, tmp_path: Path
 ) -> None:
-    tokens = _token_server(registry_token)
+    tokens = token_server(registry_token)
     layout = pack_layout(tiny_component, tmp_path / "layout", tags=("t",)).layout
     repo = unique_repo()
     token = tokens.sign("ci", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}])
-    ok = run_cli(
-        "push",
-        layout,
-        f"{registry_token.address}/{repo}",
-        "--plain-http",
-        env=clean_env(tmp_path / "home", HATCH_WASM_OCI_TOKEN=token),
-    )
+    env = clean_env(tmp_path / "home", HATCH_WASM_OCI_TOKEN=token)
+    ok = plain_push(layout, f"{registry_token.address}/{repo}", env)
     assert ok.returncode == 0, ok.stderr
     assert token not in ok.stdout + ok.stderr
     assert skopeo_raw(registry_token, f"{repo}:t")
     other = unique_repo()
-    denied = run_cli(
-        "push",
-        layout,
-        f"{registry_token.address}/{other}",
-        "--plain-http",
-        env=clean_env(tmp_path / "home", HATCH_WASM_OCI_TOKEN=token),
-    )
+    denied = plain_push(layout, f"{registry_token.address}/{other}", env)
     assert denied.returncode == 2
     assert "HATCH_WASM_OCI_TOKEN environment variable were rejected" in denied.stderr
     assert token not in denied.stdout + denied.stderr
@@ -192,9 +182,7 @@ def test_progress_only_on_a_terminal(
     wasm = padded_component(tiny_component, tmp_path / "p.wasm", 20 << 20)
     layout = pack_layout(wasm, tmp_path / "layout", tags=("p",)).layout
     env = clean_env(tmp_path / "home")
-    quiet = run_cli(
-        "push", layout, f"{registry_anon.address}/{unique_repo()}", "--plain-http", env=env
-    )
+    quiet = plain_push(layout, f"{registry_anon.address}/{unique_repo()}", env)
     assert quiet.returncode == 0 and quiet.stderr == ""
     main_fd, tty_fd = os.openpty()
     try:
@@ -232,12 +220,6 @@ def test_progress_only_on_a_terminal(
     shown = b"".join(chunks).decode(errors="replace")
     assert "uploading sha256:" in shown and "MiB/s" in shown
     assert proc.stdout.decode().startswith(f"{registry_anon.address}/")
-
-
-def _token_server(server: RegistryServer) -> TokenServer:
-    tokens = server.extra["tokens"]
-    assert isinstance(tokens, TokenServer)
-    return tokens
 
 
 def _password_grant(tokens: TokenServer, user: str, password: str) -> str:
@@ -289,14 +271,14 @@ def _identity_env(source: str, registry: str, refresh: str, tmp_path: Path) -> d
 def test_push_with_identity_token(
     source: str, registry_token: RegistryServer, tiny_component: Path, tmp_path: Path
 ) -> None:
-    tokens = _token_server(registry_token)
+    tokens = token_server(registry_token)
     assert registry_token.username and registry_token.password
     refresh = _password_grant(tokens, registry_token.username, registry_token.password)
     layout = pack_layout(tiny_component, tmp_path / "layout", tags=("r",)).layout
     env = _identity_env(source, registry_token.address, refresh, tmp_path)
     repo = unique_repo()
     before, forms_before = tokens.refreshed, len(tokens.forms)
-    ok = run_cli("push", layout, f"{registry_token.address}/{repo}", "--plain-http", env=env)
+    ok = plain_push(layout, f"{registry_token.address}/{repo}", env)
     assert ok.returncode == 0, ok.stderr
     assert refresh not in ok.stdout + ok.stderr
     assert tokens.refreshed - before >= 1
@@ -308,7 +290,7 @@ def test_push_with_identity_token(
 
     stale = "refresh-" + "0" * 32
     env = _identity_env(source, registry_token.address, stale, tmp_path / "stale")
-    denied = run_cli("push", layout, f"{registry_token.address}/{repo}", "--plain-http", env=env)
+    denied = plain_push(layout, f"{registry_token.address}/{repo}", env)
     assert denied.returncode == 2
     assert "HTTP 401" in denied.stderr and "were rejected" in denied.stderr
     assert len(denied.stderr.strip().splitlines()) == 1

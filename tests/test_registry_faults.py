@@ -16,10 +16,12 @@ from tests.registry_fixtures import (
     clean_env,
     pack_layout,
     padded_component,
-    run_cli,
+    plain_push,
     skopeo_raw,
     skopeo_tags,
+    token_server,
     unique_repo,
+    user_env,
 )
 
 UPLOAD = r"/blobs/uploads/"
@@ -34,7 +36,7 @@ def fault_layout(tiny_component: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _push(layout: Path, ref: str, tmp_path: Path, **env: str) -> tuple[int, str, str]:
-    result = run_cli("push", layout, ref, "--plain-http", env=clean_env(tmp_path / "home", **env))
+    result = plain_push(layout, ref, clean_env(tmp_path / "home", **env))
     return result.returncode, result.stdout, result.stderr
 
 
@@ -100,16 +102,9 @@ def test_connection_reset_mid_blob_heals(
 def test_token_expiring_mid_push_reauthenticates(
     registry_token: RegistryServer, fault_layout: Path, tmp_path: Path
 ) -> None:
-    from tests.token_server import TokenServer
-
-    tokens = registry_token.extra["tokens"]
-    assert isinstance(tokens, TokenServer)
-    assert registry_token.username and registry_token.password
+    tokens = token_server(registry_token)
+    creds = user_env(registry_token)
     repo = unique_repo()
-    creds = {
-        "HATCH_WASM_OCI_USERNAME": registry_token.username,
-        "HATCH_WASM_OCI_PASSWORD": registry_token.password,
-    }
     with FaultProxy(registry_token.address, lifetime=120) as proxy:
         # The layer upload (the larger blob) finds its token expired: 401, and that token is
         # refused from then on.
@@ -120,19 +115,15 @@ def test_token_expiring_mid_push_reauthenticates(
     assert code == 0, err
     assert rule.fired == 1 and expired
     assert tokens.issued - before >= 2  # the first token, then one after the expiry
-    assert registry_token.password not in out + err
+    assert creds["HATCH_WASM_OCI_PASSWORD"] not in out + err
     _assert_pushed(registry_token, fault_layout, repo)
 
 
 def test_token_refused_again_after_reauth_fails_clearly(
     registry_token: RegistryServer, fault_layout: Path, tmp_path: Path
 ) -> None:
-    assert registry_token.username and registry_token.password
+    creds = user_env(registry_token)
     repo = unique_repo()
-    creds = {
-        "HATCH_WASM_OCI_USERNAME": registry_token.username,
-        "HATCH_WASM_OCI_PASSWORD": registry_token.password,
-    }
     with FaultProxy(registry_token.address, lifetime=120) as proxy:
         proxy.add(Rule("expire-token", method="PUT", path=UPLOAD, times=None))
         code, out, err = _push(fault_layout, f"{proxy.address}/{repo}", tmp_path, **creds)
@@ -141,7 +132,7 @@ def test_token_refused_again_after_reauth_fails_clearly(
     assert "HTTP 401" in err and "hint" in err
     assert len(err.strip().splitlines()) == 1
     assert len(expiries) <= 4
-    assert registry_token.password not in out + err
+    assert creds["HATCH_WASM_OCI_PASSWORD"] not in out + err
     assert skopeo_tags(registry_token, repo) == []
 
 
