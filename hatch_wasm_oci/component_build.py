@@ -35,7 +35,7 @@ from hatch_wasm_oci.settings import (
     ComponentizePySource,
     PrebuiltSource,
     WasmOciSettings,
-    check_wasm_file,
+    wasm_path_problem,
 )
 
 __all__ = [
@@ -97,14 +97,12 @@ def produce_wasm(
     if isinstance(source, CommandSource):
         _run_command(source, root, settings.key("command"), log, waiting)
     assert isinstance(source, (CommandSource, PrebuiltSource))
-    wasm = Path(source.path)
-    wasm = wasm if wasm.is_absolute() else root / wasm
-    if not wasm.is_file():
-        after = " after running `command`" if isinstance(source, CommandSource) else ""
-        raise ConfigurationError([f"{settings.key('path')}: {source.path!r} does not exist{after}"])
-    problem = check_wasm_file(wasm)
+    after = " after running `command`" if isinstance(source, CommandSource) else ""
+    problem = wasm_path_problem(root, source.path, after=after)
     if problem:
         raise ConfigurationError([f"{settings.key('path')}: {problem}"])
+    wasm = Path(source.path)
+    wasm = wasm if wasm.is_absolute() else root / wasm
     return wasm, None
 
 

@@ -371,13 +371,9 @@ def parse_settings(
             )
     wasm_path = _string(config, "path", table, problems) if "path" in config else None
     if wasm_path is not None and "command" not in config and "componentize-py" not in config:
-        file = _relative_to_root(root, wasm_path)
-        if not file.is_file():
-            problems.add(f"{table}.path", f"{wasm_path!r} does not exist")
-        else:
-            problem = check_wasm_file(file)
-            if problem:
-                problems.add(f"{table}.path", problem)
+        problem = wasm_path_problem(root, wasm_path)
+        if problem:
+            problems.add(f"{table}.path", problem)
     if "componentize-py" not in config:
         if command is not None and wasm_path is not None:
             source = CommandSource(command, wasm_path)
@@ -446,6 +442,19 @@ def parse_settings(
 def _toml_key(key: str) -> str:
     bare = set(string.ascii_letters + string.digits + "-_")
     return key if key and set(key) <= bare else '"' + key.replace('"', '\\"') + '"'
+
+
+def wasm_path_problem(root: Path, rel: str, *, after: str = "") -> str | None:
+    """None if ``rel`` (relative to ``root``) is a Wasm file, else why not, in one line.
+
+    ``after`` ends the "does not exist" message (e.g. " after running `command`").
+    """
+    file = _relative_to_root(root, rel)
+    if file.is_dir():
+        return f"{rel!r} is a directory, not a .wasm file"
+    if not file.is_file():
+        return f"{rel!r} does not exist{after}"
+    return check_wasm_file(file)
 
 
 def check_wasm_file(path: Path) -> str | None:

@@ -112,6 +112,8 @@ def test_command_without_path(root: Path) -> None:
 
 def test_missing_and_invalid_prebuilt_path(root: Path) -> None:
     assert problems({"path": "nope.wasm"}, root) == [f"{T}.path: 'nope.wasm' does not exist"]
+    (root / "out").mkdir()
+    assert problems({"path": "out"}, root) == [f"{T}.path: 'out' is a directory, not a .wasm file"]
     (only,) = problems({"path": "notwasm.wasm"}, root)
     assert only.startswith(f"{T}.path: notwasm.wasm is not a valid Wasm file: ")
 
