@@ -22,6 +22,7 @@ from tests.registry_fixtures import (
     skopeo_raw,
     skopeo_tags,
     unique_repo,
+    user_env,
 )
 
 HATCH = Path(sys.executable).with_name("hatch")
@@ -218,11 +219,7 @@ def test_explicit_artifact_and_wrong_password(
     assert failed.returncode != 0
     assert wrong not in failed.stdout + failed.stderr
     assert "rejected" in failed.stdout + failed.stderr
-    good_env = clean_env(
-        tmp_path / "home",
-        HATCH_WASM_OCI_USERNAME=registry_basic.username,
-        HATCH_WASM_OCI_PASSWORD=registry_basic.password,
-    )
+    good_env = clean_env(tmp_path / "home", **user_env(registry_basic))
     ok = _hatch_publish(
         project, f"repository={repo}", "plain-http=true", str(other.layout), env=good_env
     )

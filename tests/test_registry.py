@@ -27,6 +27,7 @@ from tests.registry_fixtures import (
     skopeo_raw,
     skopeo_tags,
     unique_repo,
+    user_env,
 )
 
 
@@ -297,13 +298,7 @@ def test_plain_http_against_tls_registry_is_not_silently_downgraded(
 def test_connection_refused_is_clear(tiny_layout: Path, tmp_path: Path) -> None:
     from tests.registry_fixtures import free_port
 
-    result = run_cli(
-        "push",
-        tiny_layout,
-        f"127.0.0.1:{free_port()}/x/y",
-        "--plain-http",
-        env=clean_env(tmp_path / "home"),
-    )
+    result = plain_push(tiny_layout, f"127.0.0.1:{free_port()}/x/y", clean_env(tmp_path / "home"))
     assert result.returncode == 2
     assert "connection refused" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -329,20 +324,10 @@ def test_env_credentials(
     server: RegistryServer = request.getfixturevalue(server_name)
     assert server.username and server.password
     repo = unique_repo()
-    anonymous = run_cli(
-        "push",
-        tiny_layout,
-        f"{server.address}/{repo}",
-        "--plain-http",
-        env=clean_env(tmp_path / "anon"),
-    )
+    anonymous = plain_push(tiny_layout, f"{server.address}/{repo}", clean_env(tmp_path / "anon"))
     assert anonymous.returncode == 2
     assert "no credentials were found" in anonymous.stderr
-    env = clean_env(
-        tmp_path / "home",
-        HATCH_WASM_OCI_USERNAME=server.username,
-        HATCH_WASM_OCI_PASSWORD=server.password,
-    )
+    env = clean_env(tmp_path / "home", **user_env(server))
     result = plain_push(tiny_layout, f"{server.address}/{repo}", env)
     assert result.returncode == 0, result.stderr
     assert server.password not in result.stdout + result.stderr
@@ -388,13 +373,7 @@ def test_docker_config_auths_with_and_without_scheme(
     # ~/.docker/config.json when DOCKER_CONFIG is unset
     home = tmp_path / "dockerhome"
     _docker_config(home / ".docker", {"auths": {registry_basic.address: {"auth": encoded}}})
-    result = run_cli(
-        "push",
-        tiny_layout,
-        f"{registry_basic.address}/{unique_repo()}",
-        "--plain-http",
-        env=clean_env(home),
-    )
+    result = plain_push(tiny_layout, f"{registry_basic.address}/{unique_repo()}", clean_env(home))
     assert result.returncode == 0, result.stderr
     # A wrong entry names the config file and the key as the source, never the secret.
     bad = _docker_config(
@@ -407,12 +386,10 @@ def test_docker_config_auths_with_and_without_scheme(
             }
         },
     )
-    failed = run_cli(
-        "push",
+    failed = plain_push(
         tiny_layout,
         f"{registry_basic.address}/{unique_repo()}",
-        "--plain-http",
-        env=clean_env(tmp_path / "home", DOCKER_CONFIG=str(bad)),
+        clean_env(tmp_path / "home", DOCKER_CONFIG=str(bad)),
     )
     assert failed.returncode == 2
     assert str(bad / "config.json") in failed.stderr
@@ -478,13 +455,7 @@ def test_push_failure_leaves_no_tag(
     data[100] ^= 1
     path.write_bytes(bytes(data))
     repo = unique_repo()
-    result = run_cli(
-        "push",
-        broken,
-        f"{registry_anon.address}/{repo}",
-        "--plain-http",
-        env=clean_env(tmp_path / "home"),
-    )
+    result = plain_push(broken, f"{registry_anon.address}/{repo}", clean_env(tmp_path / "home"))
     assert result.returncode == 2
     assert "do not match" in result.stderr and "verify" in result.stderr
     assert skopeo_tags(registry_anon, repo) == []
