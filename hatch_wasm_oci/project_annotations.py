@@ -26,8 +26,10 @@ URL_LABELS = {
     DOCUMENTATION: ("documentation", "docs"),
 }
 
-#: wasm-metadata field fed by each annotation (see ``wasm_metadata.embed_metadata``).
+#: Component metadata field fed by each annotation (see ``wasm_metadata.embed_metadata``):
+#: the title is the component's own name, the others are wasm-metadata sections.
 METADATA_FIELDS = {
+    TITLE: "name",
     AUTHORS: "authors",
     DESCRIPTION: "description",
     LICENSES: "licenses",

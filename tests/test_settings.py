@@ -290,6 +290,7 @@ def test_project_annotations_key_by_key() -> None:
         "org.opencontainers.image.source": "https://r"
     }
     assert metadata_fields(annotations) == {
+        "name": "Acme-Calc",
         "authors": "Ada <ada@example.com>, Bob, ops@example.com",
         "description": "A calculator component",
         "licenses": "MIT",
