@@ -3,7 +3,8 @@
 Starts a local distribution registry on 127.0.0.1 (the test fixture's), builds a real component
 (wasm-tools) grown with a random custom section, packs it with ``layout.pack``, then pushes it
 alternately with both tools into fresh repositories of the same registry and prints wall time,
-child peak RSS (``os.wait4``) and a re-push of unchanged content through a byte-counting proxy.
+child peak RSS and CPU (``/usr/bin/time``), the fixed cost of a tiny push (the unpadded component)
+and a re-push of unchanged content through a byte-counting proxy.
 
 Usage: python bench/bench_push.py [--size-mib 256] [--rounds 3] [--json]
 """
@@ -92,12 +93,14 @@ def main() -> int:
         tmp = Path(tmp_name)
         wasm = build_component(tmp, args.size_mib << 20)
         layout = pack(wasm, tmp / "layout", tags=("bench",)).layout
+        tiny_layout = pack(tmp / "tiny.wasm", tmp / "tiny-layout", tags=("bench",)).layout
         size = wasm.stat().st_size
         env = clean_env(tmp / "home")
         ours_cmd = [sys.executable, "-m", "hatch_wasm_oci", "push", str(layout)]
         ours: list[tuple[float, int]] = []
         cpu: dict[str, list[float]] = {"ours": [], "skopeo": []}
         theirs: list[tuple[float, int]] = []
+        tiny: dict[str, list[float]] = {"ours": [], "skopeo": []}
         for round_no in range(args.rounds):
             # A fresh registry per round: skopeo's blob-info cache (for root it lives in
             # /var/lib/containers/cache) remembers host:port/repo locations and would mount
@@ -136,6 +139,16 @@ def main() -> int:
                         )
                         theirs.append((wall, rss))
                         cpu["skopeo"].append(cpu_s)
+                for tool in ("ours", "skopeo") * 3:
+                    repo = f"{server.address}/tiny/{tool}-{uuid.uuid4().hex[:8]}"
+                    if tool == "ours":
+                        run_env = dict(env, XDG_CACHE_HOME=str(tmp / f"cache-tiny-{repo[-8:]}"))
+                        cmd = [*ours_cmd[:-1], str(tiny_layout), f"{repo}:bench", "--plain-http"]
+                    else:
+                        run_env = env
+                        cmd = ["skopeo", "copy", "--quiet", f"oci:{tiny_layout}:bench"]
+                        cmd += [f"docker://{repo}:bench", "--dest-tls-verify=false"]
+                    tiny[tool].append(measured(cmd, run_env, tmp)[0])
                 if round_no == args.rounds - 1:
                     with FaultProxy(server.address, lifetime=600) as proxy:
                         wall_re, rss_re, _ = measured(
@@ -171,6 +184,7 @@ def main() -> int:
         "skopeo_rss_mib": [round(r / 1024, 1) for _, r in theirs],
         "ours_cpu_s_median": round(statistics.median(cpu["ours"]), 3),
         "skopeo_cpu_s_median": round(statistics.median(cpu["skopeo"]), 3),
+        "tiny_push_median_s": {k: round(statistics.median(v), 3) for k, v in tiny.items()},
         "repush_wall_s": round(wall_re, 3),
         "repush_peak_rss_mib": round(rss_re / 1024, 1),
         "repush_blob_bytes_seen_by_proxy": repush_bytes,
@@ -197,6 +211,10 @@ def main() -> int:
     print(
         f"wall-time ratio (ours / skopeo): {result['wall_ratio_ours_over_skopeo']:.2f}x "
         "(target <= 1.0x)"
+    )
+    print(
+        f"tiny push (fixed cost) median: ours {result['tiny_push_median_s']['ours']} s, "
+        f"skopeo {result['tiny_push_median_s']['skopeo']} s"
     )
     print(
         f"re-push unchanged: {wall_re:.2f} s, blob bytes sent {repush_bytes} (proxy) / "

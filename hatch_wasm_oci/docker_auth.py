@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +79,9 @@ def _helper_server_url(host: str) -> str:
 def _run_helper(
     name: str, host: str, config: Path, environ: Mapping[str, str]
 ) -> Credentials | None:
+    import shutil
+    import subprocess
+
     binary = f"docker-credential-{name}"
     path = shutil.which(binary, path=environ.get("PATH"))
     if path is None:

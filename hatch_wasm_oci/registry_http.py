@@ -12,6 +12,7 @@ import http.client
 import os
 import select
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -41,24 +42,21 @@ class FileBody:
         self.on_sent = on_sent
 
     def send(self, sock: socket.socket) -> None:
-        """Write the bytes to ``sock``: ``sendfile`` in segments, or 1 MiB blocks over TLS."""
+        """Write the bytes to ``sock``: ``sendfile`` in 8 MiB segments on plain sockets, 1 MiB
+        blocks through TLS (where ``socket.sendfile`` would fall back to 8 KiB sends)."""
+        tls = isinstance(sock, ssl.SSLSocket)
         with open(self.path, "rb") as file:
-            tls = hasattr(sock, "context")  # ssl.SSLSocket (sendfile would fall back to 8 KiB)
-            if tls:
-                file.seek(self.offset)
+            file.seek(self.offset)
             done = 0
             while done < self.length:
-                want = min(SEGMENT if not tls else READ_SIZE, self.length - done)
                 if tls:
-                    block = file.read(want)
-                    if not block:
-                        raise OSError(f"{self.path} is shorter than expected")
+                    block = file.read(min(READ_SIZE, self.length - done))
                     sock.sendall(block)
                     sent = len(block)
                 else:
-                    sent = sock.sendfile(file, self.offset + done, want)
-                    if not sent:
-                        raise OSError(f"{self.path} is shorter than expected")
+                    sent = sock.sendfile(file, self.offset + done, min(SEGMENT, self.length - done))
+                if not sent:
+                    raise OSError(f"{self.path} is shorter than expected")
                 done += sent
                 if self.on_sent is not None:
                     self.on_sent(sent)
@@ -236,6 +234,7 @@ class Transport:
             conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
             for name, value in all_headers.items():
                 conn.putheader(name, value)
+            sent_whole = True
             try:
                 if isinstance(body, FileBody):
                     conn.endheaders()
@@ -245,6 +244,7 @@ class Transport:
                     conn.endheaders(body or None)
             except OSError as exc:
                 # The server may have answered early (413, 401) and closed: read that answer.
+                sent_whole = False
                 try:
                     raw = conn.getresponse()
                 except TRANSPORT_ERRORS:
@@ -256,7 +256,7 @@ class Transport:
             raise
 
         def release(reusable: bool) -> None:
-            if reusable and key not in self._idle:
+            if reusable and sent_whole and key not in self._idle:
                 self._idle[key] = conn
             else:
                 conn.close()

@@ -304,6 +304,27 @@ def test_connection_refused_is_clear(tiny_layout: Path, tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_http_proxy_from_the_environment(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    """http_proxy carries every request (absolute-form targets); no_proxy bypasses it."""
+    repo = unique_repo()
+    with FaultProxy(registry_anon.address, lifetime=120) as proxy:
+        via = clean_env(tmp_path / "home", http_proxy=f"http://{proxy.address}")
+        result = plain_push(tiny_layout, f"{registry_anon.address}/{repo}", via)
+        assert result.returncode == 0, result.stderr
+        paths = [s.path for s in proxy.seen]
+        assert any("/manifests/" in p for p in paths)
+        assert all(p.startswith(f"http://{registry_anon.address}/v2/") for p in paths)
+        proxy.clear()
+        bypass = dict(via, no_proxy="127.0.0.1")
+        again = plain_push(tiny_layout, f"{registry_anon.address}/{unique_repo()}", bypass)
+        assert again.returncode == 0, again.stderr
+        assert proxy.seen == []
+    for tag, data in _layout_manifests(tiny_layout).items():
+        assert skopeo_raw(registry_anon, f"{repo}:{tag}") == data
+
+
 # -- credentials --------------------------------------------------------------------------------
 
 
