@@ -281,7 +281,7 @@ class RegistryClient:
             if creds.password:
                 headers["Authorization"] = basic_auth(creds.username or "", creds.password)
             response = self._send("GET", realm, action=action, headers=headers, params=params)
-        if response.status_code in (401, 403):
+        if response.status_code in (401, 403) or _grant_refused(response):
             if creds.anonymous:
                 raise RegistryError(
                     f"{action} failed: HTTP {response.status_code} — hint: the registry needs "
@@ -468,6 +468,17 @@ class RegistryClient:
             credential_source=self.credentials.source,
             anonymous=self.credentials.anonymous,
         )
+
+
+def _grant_refused(response: Response) -> bool:
+    """An OAuth2 token endpoint's refusal (RFC 6749 5.2: HTTP 400 ``invalid_grant``)."""
+    if response.status_code != 400:
+        return False
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return error in ("invalid_grant", "invalid_client", "unauthorized_client")
 
 
 def basic_auth(username: str, password: str) -> str:

@@ -290,8 +290,11 @@ def test_push_with_identity_token(
 
     stale = "refresh-" + "0" * 32
     env = _identity_env(source, registry_token.address, stale, tmp_path / "stale")
+    rejected = tokens.rejected
     denied = plain_push(layout, f"{registry_token.address}/{repo}", env)
     assert denied.returncode == 2
-    assert "HTTP 401" in denied.stderr and "were rejected" in denied.stderr
+    assert tokens.rejected == rejected + 1
+    assert "HTTP 400" in denied.stderr and "were rejected" in denied.stderr
+    assert ("docker-credential-oauth" if source == "helper" else "config.json") in denied.stderr
     assert len(denied.stderr.strip().splitlines()) == 1
     assert stale not in denied.stdout + denied.stderr

@@ -7,7 +7,8 @@ certificate; the registry trusts that certificate through ``rootcertbundle``.
 ``POST /token`` is distribution's OAuth2 flow (docs/spec/auth/oauth.md): a form with
 ``grant_type=password`` (``username``, ``password``; ``access_type=offline`` also returns a
 ``refresh_token``) or ``grant_type=refresh_token`` (``refresh_token``), plus ``service``,
-``client_id`` and ``scope`` (space-separated); the answer holds ``access_token``.
+``client_id`` and ``scope`` (space-separated); the answer holds ``access_token``. A wrong
+password or unknown refresh token gets HTTP 400 ``invalid_grant`` (RFC 6749 section 5.2).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class TokenServer:
         if grant == "password":
             name = field.get("username", "")
             if self.users.get(name) != field.get("password"):
-                return 401, GRANT_ERROR
+                return 400, GRANT_ERROR
             user = name
             if field.get("access_type") == "offline":
                 refresh = self.issue_refresh_token(name)
@@ -136,7 +137,7 @@ class TokenServer:
             with self._lock:
                 user = self.refresh_tokens.get(field.get("refresh_token", ""))
             if user is None:
-                return 401, GRANT_ERROR
+                return 400, GRANT_ERROR
         else:
             return 400, {"error": "unsupported_grant_type"}
         scopes = form.get("scope", [])
@@ -214,7 +215,7 @@ class TokenServer:
                         {k: v for k, v in form.items() if k not in ("password", "refresh_token")}
                     )
                 status, payload = server._grant(form)
-                if status == 401:
+                if payload is GRANT_ERROR:
                     with server._lock:
                         server.rejected += 1
                 self._reply(status, payload)
