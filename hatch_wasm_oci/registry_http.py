@@ -21,6 +21,7 @@ CONNECT_TIMEOUT = 15.0
 SEGMENT = 8 << 20
 READ_SIZE = 1 << 20
 READ_TIMEOUT = 300.0
+DRAIN_LIMIT = 64 << 10
 
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 """What a broken connection raises (timeouts and TLS errors are ``OSError`` subclasses)."""
@@ -107,8 +108,14 @@ class Response:
         if release is None:
             return
         raw = self._raw
-        if not raw.isclosed() and raw.length == 0:
-            raw.read()  # an empty body (or HEAD): nothing to drain
+        if not raw.isclosed() and raw.length is not None and raw.length <= DRAIN_LIMIT:
+            # A small unread body (a 401 challenge, an empty 201): read it and keep the
+            # connection (a new TLS handshake costs far more); a large one is not worth it.
+            try:
+                raw.read()
+            except TRANSPORT_ERRORS:
+                release(False)
+                return
         release(raw.isclosed() and not raw.will_close)
 
 

@@ -60,6 +60,7 @@ class FaultProxy:
     rules: list[Rule] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     upload_bytes: int = 0
+    connections: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -105,6 +106,7 @@ class FaultProxy:
             self._expired.clear()
             self.seen.clear()
             self.upload_bytes = 0
+            self.connections = 0
 
     def _pick(self, method: str, path: str) -> Rule | None:
         with self._lock:
@@ -119,6 +121,11 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy.connections += 1
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

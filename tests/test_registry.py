@@ -325,6 +325,27 @@ def test_http_proxy_from_the_environment(
         assert skopeo_raw(registry_anon, f"{repo}:{tag}") == data
 
 
+def test_requests_share_one_kept_alive_connection(
+    registry_token: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    """Challenges (401 with a body) and uploads reuse one connection per host."""
+    repo = unique_repo()
+    env = clean_env(tmp_path / "home", **user_env(registry_token))
+    with FaultProxy(registry_token.address, lifetime=120) as proxy:
+        pushed = plain_push(tiny_layout, f"{proxy.address}/{repo}", env)
+        assert pushed.returncode == 0, pushed.stderr
+        assert proxy.connections == 1 and len(proxy.seen) >= 5
+        assert ("HEAD", 401) in [(s.method, s.status) for s in proxy.seen]
+        proxy.clear()
+        out = tmp_path / "out"
+        pulled = run_cli(
+            "pull", f"{proxy.address}/{repo}:1.0.0", "-o", out, "--plain-http", env=env
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        assert ("GET", 401) in [(s.method, s.status) for s in proxy.seen]
+        assert len(proxy.seen) >= 4 and proxy.connections == 1
+
+
 # -- credentials --------------------------------------------------------------------------------
 
 
