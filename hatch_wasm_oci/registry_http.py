@@ -44,13 +44,14 @@ class FileBody:
 
     def send(self, sock: socket.socket) -> None:
         """Write the bytes to ``sock``: ``sendfile`` in 8 MiB segments on plain sockets, 1 MiB
-        blocks through TLS (where ``socket.sendfile`` would fall back to 8 KiB sends)."""
-        tls = isinstance(sock, ssl.SSLSocket)
+        blocks through TLS or without ``os.sendfile`` (where ``socket.sendfile`` would fall
+        back to 8 KiB sends)."""
+        copy = isinstance(sock, ssl.SSLSocket) or not hasattr(os, "sendfile")
         with open(self.path, "rb") as file:
             file.seek(self.offset)
             done = 0
             while done < self.length:
-                if tls:
+                if copy:
                     block = file.read(min(READ_SIZE, self.length - done))
                     sock.sendall(block)
                     sent = len(block)
