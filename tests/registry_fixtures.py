@@ -314,6 +314,11 @@ def plain_push(
     return run_cli("push", layout, ref, "--plain-http", *extra, env=env)
 
 
+def plain_pull(ref: str, out: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``hatch-wasm-oci pull REF -o OUT --plain-http``."""
+    return run_cli("pull", ref, "-o", out, "--plain-http", env=env)
+
+
 def push_own_layout(
     server: RegistryServer, source: Path, tmp_path: Path, padding: int, repo: str
 ) -> PackResult:

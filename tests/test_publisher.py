@@ -18,7 +18,7 @@ from tests.registry_fixtures import (
     RegistryServer,
     clean_env,
     pack_layout,
-    run_cli,
+    plain_pull,
     skopeo_raw,
     skopeo_tags,
     unique_repo,
@@ -255,7 +255,7 @@ def test_example_project_build_publish_pull_run(
         assert skopeo_raw(registry_anon, f"{repo.split('/', 1)[1]}:{tag}") == data
     tag = next(iter(manifests))
     out = tmp_path / "pulled"
-    pulled = run_cli("pull", f"{repo}:{tag}", "-o", out, "--plain-http", env=env)
+    pulled = plain_pull(f"{repo}:{tag}", out, env)
     assert pulled.returncode == 0, pulled.stderr
     layer = OciLayout.open(layouts[0]).layer(tag)
     wasm = out / layer.annotations.get("org.opencontainers.image.title", "x.wasm")

@@ -21,6 +21,7 @@ from tests.registry_fixtures import (
     clean_env,
     pack_layout,
     padded_component,
+    plain_pull,
     plain_push,
     push_own_layout,
     run_cli,
@@ -87,9 +88,7 @@ def test_round_trip_is_byte_identical_and_runs(
     assert report["stats"]["blobsUploaded"] == 2
 
     out = tmp_path / "pulled"
-    pulled = run_cli(
-        "pull", f"{registry_anon.address}/{repo}:1.0.0", "-o", out, "--plain-http", env=env
-    )
+    pulled = plain_pull(f"{registry_anon.address}/{repo}:1.0.0", out, env)
     assert pulled.returncode == 0, pulled.stderr
     wasm = out / "tiny.wasm"
     assert wasm.read_bytes() == tiny_component.read_bytes()
@@ -106,24 +105,10 @@ def test_pull_by_digest_and_missing_tag(
     repo = unique_repo()
     assert plain_push(tiny_layout, f"{registry_anon.address}/{repo}:only", env).returncode == 0
     digest = "sha256:" + hashlib.sha256(_layout_manifests(tiny_layout)["latest"]).hexdigest()
-    ok = run_cli(
-        "pull",
-        f"{registry_anon.address}/{repo}@{digest}",
-        "-o",
-        tmp_path / "d",
-        "--plain-http",
-        env=env,
-    )
+    ok = plain_pull(f"{registry_anon.address}/{repo}@{digest}", tmp_path / "d", env)
     assert ok.returncode == 0, ok.stderr
     assert f"{registry_anon.address}/{repo}@{digest}" in ok.stdout
-    missing = run_cli(
-        "pull",
-        f"{registry_anon.address}/{repo}:nope",
-        "-o",
-        tmp_path / "m",
-        "--plain-http",
-        env=env,
-    )
+    missing = plain_pull(f"{registry_anon.address}/{repo}:nope", tmp_path / "m", env)
     assert missing.returncode == 2
     assert "has no manifest nope" in missing.stderr
     assert not (tmp_path / "m").exists()
@@ -216,16 +201,14 @@ def test_tampered_blob_on_pull_is_rejected(
     stored.chmod(stat.S_IRUSR | stat.S_IWUSR)
     stored.write_bytes(bytes(data))
     out = tmp_path / "out"
-    result = run_cli(
-        "pull", f"{registry_anon.address}/{repo}:t", "-o", out, "--plain-http", env=env
-    )
+    result = plain_pull(f"{registry_anon.address}/{repo}:t", out, env)
     assert result.returncode == 2
     assert "does not match its digest" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
     # An existing output directory keeps nothing from the failed pull either.
     out.mkdir()
-    again = run_cli("pull", f"{registry_anon.address}/{repo}:t", "-o", out, "--plain-http", env=env)
+    again = plain_pull(f"{registry_anon.address}/{repo}:t", out, env)
     assert again.returncode == 2
     assert list(out.iterdir()) == []
 
@@ -240,18 +223,11 @@ def test_tampered_manifest_on_pull_is_rejected(
     text = stored.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion": 2')
     assert text != stored.read_bytes()
     stored.write_bytes(text)
-    by_tag = run_cli(
-        "pull", f"{registry_anon.address}/{repo}:t", "-o", tmp_path / "a", "--plain-http", env=env
-    )
+    by_tag = plain_pull(f"{registry_anon.address}/{repo}:t", tmp_path / "a", env)
     assert by_tag.returncode == 2
     assert "hashes to" in by_tag.stderr
-    by_digest = run_cli(
-        "pull",
-        f"{registry_anon.address}/{repo}@{layout.manifest.digest}",
-        "-o",
-        tmp_path / "b",
-        "--plain-http",
-        env=env,
+    by_digest = plain_pull(
+        f"{registry_anon.address}/{repo}@{layout.manifest.digest}", tmp_path / "b", env
     )
     assert by_digest.returncode == 2
     assert "hashes to" in by_digest.stderr
@@ -338,9 +314,7 @@ def test_requests_share_one_kept_alive_connection(
         assert ("HEAD", 401) in [(s.method, s.status) for s in proxy.seen]
         proxy.clear()
         out = tmp_path / "out"
-        pulled = run_cli(
-            "pull", f"{proxy.address}/{repo}:1.0.0", "-o", out, "--plain-http", env=env
-        )
+        pulled = plain_pull(f"{proxy.address}/{repo}:1.0.0", out, env)
         assert pulled.returncode == 0, pulled.stderr
         assert ("GET", 401) in [(s.method, s.status) for s in proxy.seen]
         assert len(proxy.seen) >= 4 and proxy.connections == 1
@@ -374,9 +348,7 @@ def test_env_credentials(
     assert result.returncode == 0, result.stderr
     assert server.password not in result.stdout + result.stderr
     assert skopeo_raw(server, f"{repo}:1.0.0") == _layout_manifests(tiny_layout)["1.0.0"]
-    pulled = run_cli(
-        "pull", f"{server.address}/{repo}:latest", "-o", tmp_path / "o", "--plain-http", env=env
-    )
+    pulled = plain_pull(f"{server.address}/{repo}:latest", tmp_path / "o", env)
     assert pulled.returncode == 0, pulled.stderr
 
 
