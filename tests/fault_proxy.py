@@ -4,13 +4,15 @@ Rules fire a bounded number of times (or persistently) on requests matching a me
 pattern: answer with a status (503, 429 with Retry-After), reset the connection after part of
 the request body, or expire the bearer token in use (401 with the registry's own challenge, and
 that token refused from then on). The proxy counts the request-body bytes of blob uploads and
-shuts itself down after ``lifetime`` seconds at the latest.
+shuts itself down after ``lifetime`` seconds at the latest. It also forwards absolute-form
+requests (as an ``http_proxy``) and tunnels ``CONNECT`` (as an ``https_proxy``).
 """
 
 from __future__ import annotations
 
 import http.client
 import re
+import select
 import socket
 import struct
 import threading
@@ -228,6 +230,30 @@ class FaultProxy:
                     self.wfile.write(body)
                 conn.close()
                 self._record(response.status)
+
+            def do_CONNECT(self) -> None:
+                host, _, port = self.path.rpartition(":")
+                try:
+                    upstream = socket.create_connection((host, int(port)), timeout=30)
+                except (OSError, ValueError):
+                    self._record(502, "connect")
+                    self._simple(502, {})
+                    return
+                self._record(200, "connect")
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.close_connection = True
+                ends = [self.connection, upstream]
+                with upstream:
+                    while True:
+                        readable, _, _ = select.select(ends, [], [], 30)
+                        if not readable:
+                            return
+                        for end in readable:
+                            data = end.recv(1 << 16)
+                            if not data:
+                                return
+                            (upstream if end is self.connection else self.connection).sendall(data)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 

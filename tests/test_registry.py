@@ -301,6 +301,22 @@ def test_http_proxy_from_the_environment(
         assert skopeo_raw(registry_anon, f"{repo}:{tag}") == data
 
 
+def test_https_proxy_tunnels_tls(
+    registry_tls: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    """https_proxy: one CONNECT tunnel, TLS verified end to end against the registry's CA."""
+    assert registry_tls.ca_file is not None
+    repo = unique_repo()
+    with FaultProxy(registry_tls.address, lifetime=120) as proxy:
+        env = clean_env(tmp_path / "home", https_proxy=f"http://{proxy.address}")
+        ref = f"{registry_tls.address}/{repo}:tunnelled"
+        result = run_cli("push", tiny_layout, ref, "--ca-file", registry_tls.ca_file, env=env)
+        assert result.returncode == 0, result.stderr
+        assert [(s.method, s.path) for s in proxy.seen] == [("CONNECT", registry_tls.address)]
+    data = _layout_manifests(tiny_layout)["latest"]
+    assert skopeo_raw(registry_tls, f"{repo}:tunnelled") == data
+
+
 def test_requests_share_one_kept_alive_connection(
     registry_token: RegistryServer, tiny_layout: Path, tmp_path: Path
 ) -> None:
