@@ -27,5 +27,5 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c "import hatch_wasm_oci, wasmtime, oras" \
+.venv/bin/python -c "import hatch_wasm_oci, wasmtime, componentize_py" \
   || { echo "setup: installing the Python packages failed" >&2; exit 1; }

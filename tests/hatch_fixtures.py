@@ -39,7 +39,7 @@ EXAMPLE_PROJECT = REPO / "example-project"
 HATCH = Path(sys.executable).with_name("hatch")
 CONSTRAINTS_FILE = "constraints.txt"
 #: Build-environment packages pinned to the versions of this test environment.
-PINNED = ("componentize-py", "hatchling", "wasmtime", "oras")
+PINNED = ("componentize-py", "hatchling", "wasmtime")
 
 
 @dataclass(frozen=True)
