@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def staging_prefix(name: str) -> str:
@@ -47,15 +50,29 @@ def remove_stale(directory: Path, name: str) -> None:
             Path(entry.path).unlink(missing_ok=True)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+@contextmanager
+def replacing(path: Path, mode: int = 0o644, *, fsync: bool = False) -> Iterator[BinaryIO]:
+    """Yield a temporary file beside ``path``; on a clean exit, rename it over ``path``.
+
+    The file gets ``mode`` (and with ``fsync`` its data reaches the disk) before the rename;
+    leaving the block with an exception removes it and leaves ``path`` as it was.
+    """
     remove_stale(path.parent, path.name)
     fd, tmp_name = tempfile.mkstemp(prefix=staging_prefix(path.name), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as sink:
-            sink.write(data)
+            yield sink
+            if fsync:
+                sink.flush()
+                os.fsync(sink.fileno())
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    with replacing(path, mode) as sink:
+        sink.write(data)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from hatch_wasm_oci import oci_config
-from hatch_wasm_oci.atomic_files import atomic_write, remove_stale, staging_prefix
+from hatch_wasm_oci.atomic_files import atomic_write, remove_stale, replacing, staging_prefix
 from hatch_wasm_oci.digest import CHUNK_SIZE
 from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.tags import validate_tag
@@ -310,32 +310,22 @@ def write_tar(layout_dir: Path, created: str | None = None) -> Path:
         with contextlib.suppress(ValueError):
             mtime = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
     target = Path(f"{layout_dir}.tar")
-    remove_stale(target.parent, target.name)
-    fd, tmp_name = tempfile.mkstemp(prefix=staging_prefix(target.name), dir=target.parent)
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive,
-        ):
-            paths = sorted(p for p in layout_dir.rglob("*") if not p.name.startswith("."))
-            for path in paths:
-                rel = path.relative_to(layout_dir).as_posix()
-                info = tarfile.TarInfo(rel)
-                info.mtime = mtime
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                if path.is_dir():
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o755
-                    archive.addfile(info)
-                else:
-                    info.mode = 0o644
-                    info.size = path.stat().st_size
-                    with path.open("rb") as fh:
-                        archive.addfile(info, fh)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with (
+        replacing(target) as raw,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for path in sorted(p for p in layout_dir.rglob("*") if not p.name.startswith(".")):
+            info = tarfile.TarInfo(path.relative_to(layout_dir).as_posix())
+            info.mtime = mtime
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if path.is_dir():
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                archive.addfile(info)
+            else:
+                info.mode = 0o644
+                info.size = path.stat().st_size
+                with path.open("rb") as fh:
+                    archive.addfile(info, fh)
     return target

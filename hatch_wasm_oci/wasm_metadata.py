@@ -12,15 +12,13 @@ stands, keeping its other subsections, or appended when the binary has none.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from hatch_wasm_oci.atomic_files import remove_stale, staging_prefix
+from hatch_wasm_oci.atomic_files import replacing
 from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
 from hatch_wasm_oci.leb128 import LebError, decode_unsigned, encode_u32
 from hatch_wasm_oci.wasm_binary import (
@@ -213,18 +211,12 @@ def _write_atomically(
     src: str, dst: Path, pieces: list[tuple[int, int] | bytes], expected_size: int
 ) -> None:
     """Write ``dst`` from ``pieces``: byte ranges of ``src`` copied in chunks, or new bytes."""
-    directory = dst.parent if str(dst.parent) else Path(".")
     try:
         mode = dst.stat().st_mode & 0o7777
     except OSError:
         mode = 0o666 & ~_current_umask()
     try:
-        remove_stale(directory, dst.name)
-        fd, temp_name = tempfile.mkstemp(prefix=staging_prefix(dst.name), dir=directory)
-    except OSError as exc:
-        raise WasmOciError(f"cannot write {dst}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
+        with replacing(dst, mode, fsync=True) as out:
             try:
                 source = open(src, "rb")  # noqa: SIM115 (closed below)
             except OSError as exc:
@@ -237,16 +229,8 @@ def _write_atomically(
                         _copy_range(source, out, piece[0], piece[1], src)
                 if os.fstat(source.fileno()).st_size != expected_size:
                     raise WasmFormatError(src, "file changed while being copied")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, dst)
     except OSError as exc:
-        _unlink_quietly(temp_name)
         raise WasmOciError(f"cannot write {dst}: {exc.strerror or exc}") from None
-    except BaseException:
-        _unlink_quietly(temp_name)
-        raise
 
 
 def _copy_range(source: BinaryIO, out: BinaryIO, start: int, end: int, src: str) -> None:
@@ -262,8 +246,3 @@ def _copy_range(source: BinaryIO, out: BinaryIO, start: int, end: int, src: str)
             raise WasmFormatError(src, "file changed while being copied (unexpected end)", end)
         out.write(chunk)
         remaining -= len(chunk)
-
-
-def _unlink_quietly(name: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(name)
