@@ -268,32 +268,37 @@ def pack(
     if author is None:
         author = manifest_annotations.get("org.opencontainers.image.authors")
 
-    with LayoutWriter(out) as writer:
-        try:
-            with wasm.open("rb") as source:
-                layer_digest, layer_size = writer.add_blob_from(source)
-        except OSError as exc:
-            raise WasmOciError(f"{wasm}: cannot read: {exc.strerror}") from None
-        if layer_size != info.size:
-            raise WasmOciError(f"{wasm}: changed while it was being packed")
-        layer = Descriptor(
-            oci_config.LAYER_MEDIA_TYPE, layer_digest, layer_size, {TITLE: wasm.name}
-        )
-        config_doc = oci_config.wasm_config(
-            info, [layer_digest], created=stamp, author=author, target=target
-        )
-        config_digest, config_size = writer.add_blob(oci_config.canonical_json(config_doc))
-        config = Descriptor(oci_config.CONFIG_MEDIA_TYPE, config_digest, config_size)
-        manifest_doc = oci_config.image_manifest(
-            config.to_json(), layer.to_json(), manifest_annotations
-        )
-        manifest_digest, manifest_size = writer.add_blob(oci_config.canonical_json(manifest_doc))
-        manifest = Descriptor(oci_config.MANIFEST_MEDIA_TYPE, manifest_digest, manifest_size)
-        for tag in tag_list:
-            writer.tag(tag, manifest)
-        writer.commit()
-
-    tar_path = write_tar(out, stamp) if tar else None
+    try:
+        source = wasm.open("rb")
+    except OSError as exc:
+        raise WasmOciError(f"{wasm}: cannot read: {exc.strerror}") from None
+    try:
+        with source, LayoutWriter(out) as writer:
+            layer_digest, layer_size = writer.add_blob_from(source)
+            if layer_size != info.size:
+                raise WasmOciError(f"{wasm}: changed while it was being packed")
+            layer = Descriptor(
+                oci_config.LAYER_MEDIA_TYPE, layer_digest, layer_size, {TITLE: wasm.name}
+            )
+            config_doc = oci_config.wasm_config(
+                info, [layer_digest], created=stamp, author=author, target=target
+            )
+            config_digest, config_size = writer.add_blob(oci_config.canonical_json(config_doc))
+            config = Descriptor(oci_config.CONFIG_MEDIA_TYPE, config_digest, config_size)
+            manifest_doc = oci_config.image_manifest(
+                config.to_json(), layer.to_json(), manifest_annotations
+            )
+            manifest_digest, manifest_size = writer.add_blob(
+                oci_config.canonical_json(manifest_doc)
+            )
+            manifest = Descriptor(oci_config.MANIFEST_MEDIA_TYPE, manifest_digest, manifest_size)
+            for tag in tag_list:
+                writer.tag(tag, manifest)
+            writer.commit()
+        tar_path = write_tar(out, stamp) if tar else None
+    except OSError as exc:
+        # The wasm was opened and framed above: what fails here is writing the layout or tar.
+        raise LayoutError(f"{out}: cannot write: {exc.strerror or exc}") from None
     return PackResult(out, manifest, config, layer, tuple(tag_list), tar_path)
 
 

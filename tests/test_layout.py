@@ -246,7 +246,7 @@ def test_failure_mid_write_leaves_nothing(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(LayoutWriter, "add_blob", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(LayoutError, match="cannot write: No space left on device"):
         pack(tiny_component, tmp_path / "new", tags=["1"])
     assert list(tmp_path.iterdir()) == []
 
@@ -255,7 +255,7 @@ def test_failure_mid_write_leaves_nothing(
     existing = pack(tiny_component, tmp_path / "existing", tags=["1"])
     before = sorted(p.name for p in (existing.layout / "blobs/sha256").iterdir())
     monkeypatch.setattr(LayoutWriter, "add_blob", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(LayoutError, match="cannot write: No space left on device"):
         pack(tiny_component, existing.layout, tags=["2"], annotations={"k": "v"})
     monkeypatch.undo()
     assert sorted(p.name for p in (existing.layout / "blobs/sha256").iterdir()) == before
@@ -307,3 +307,13 @@ def test_leftovers_of_dead_writers_are_removed(
     assert sorted(p.name for p in blobs.glob(".*")) == [mine.name]
     assert not list(out.glob(".index.json.*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layout", "layout.tar"]
+
+
+def test_failing_tar_write_is_a_layout_error_and_leaves_no_temporary(
+    tiny_component: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "out.tar").mkdir()  # the rename over it fails for real
+    with pytest.raises(LayoutError, match=r"out: cannot write: Is a directory$"):
+        pack(tiny_component, tmp_path / "out", tags=["1"], tar=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.tar"]
+    assert list((tmp_path / "out.tar").iterdir()) == []
