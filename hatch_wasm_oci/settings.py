@@ -192,23 +192,26 @@ def _describe(value: object) -> str:
 def _str_list(
     value: object, path: str, problems: _Problems, *, allow_str: bool, allow_empty: bool = True
 ) -> tuple[str, ...] | None:
-    single = allow_str and isinstance(value, str)
-    if single:
-        value = [value]
-    if not isinstance(value, list):
+    items = [value] if allow_str and isinstance(value, str) else value
+    if not isinstance(items, list):
         wanted = "a string or an array of strings" if allow_str else "an array of strings"
         problems.add(path, f"must be {wanted}, not {_describe(value)}")
         return None
     ok = True
-    for index, item in enumerate(value):
+    for index, item in enumerate(items):
         problem = _not_a_string(item)
         if problem:
-            problems.add(path if single else f"{path}[{index}]", problem)
+            problems.add(_item_path(path, value, index), problem)
             ok = False
-    if ok and not value and not allow_empty:
+    if ok and not items and not allow_empty:
         problems.add(path, "must not be empty")
         ok = False
-    return tuple(value) if ok else None
+    return tuple(items) if ok else None
+
+
+def _item_path(path: str, value: object, index: int) -> str:
+    """The TOML path of item ``index`` of ``value``: ``path`` itself for a lone string."""
+    return path if isinstance(value, str) else f"{path}[{index}]"
 
 
 def _unknown_keys(
@@ -246,14 +249,8 @@ def _componentize_py(
         )
         for index, rel in enumerate(wit_paths or ()):
             if not _relative_to_root(root, rel).exists():
-                where = (
-                    f"{path}.wit-path"
-                    if isinstance(value["wit-path"], str)
-                    else f"{path}.wit-path[{index}]"
-                )
+                where = _item_path(f"{path}.wit-path", value["wit-path"], index)
                 problems.add(where, f"{rel!r} does not exist")
-    world = None
-    app = None
     for key in ("world", "app"):
         if key not in value:
             what = "the WIT world to target" if key == "world" else "the Python module of the app"
@@ -272,7 +269,8 @@ def _componentize_py(
         )
         for index, rel in enumerate(python_path or ()):
             if not _relative_to_root(root, rel).is_dir():
-                problems.add(f"{path}.python-path[{index}]", f"{rel!r} is not a directory")
+                where = _item_path(f"{path}.python-path", value["python-path"], index)
+                problems.add(where, f"{rel!r} is not a directory")
     stub_wasi = _bool(value, "stub-wasi", path, problems, False)
     args: tuple[str, ...] | None = ()
     if "args" in value:

@@ -179,6 +179,15 @@ def test_wit_path_that_does_not_exist(root: Path) -> None:
     ]
 
 
+def test_python_path_that_is_not_a_directory(root: Path) -> None:
+    assert problems({"componentize-py": {**CPY, "python-path": "nodir"}}, root) == [
+        f"{T}.componentize-py.python-path: 'nodir' is not a directory"
+    ]
+    assert problems({"componentize-py": {**CPY, "python-path": ["wit", "nodir"]}}, root) == [
+        f"{T}.componentize-py.python-path[1]: 'nodir' is not a directory"
+    ]
+
+
 def test_componentize_py_missing_keys_and_wrong_type(root: Path) -> None:
     assert problems({"componentize-py": {}}, root) == [
         f"{T}.componentize-py.wit-path: missing: the WIT file or directory defining the world",
