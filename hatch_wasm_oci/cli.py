@@ -53,12 +53,13 @@ def inspect_layout(path: Path) -> dict[str, Any]:
         if desc.digest in seen:
             continue
         seen.add(desc.digest)
+        manifest = layout.manifest(desc)
         manifests.append(
             {
                 "digest": desc.digest,
                 "size": desc.size,
-                "manifest": layout.manifest(desc),
-                "config": layout.config(desc),
+                "manifest": manifest,
+                "config": layout.config_of(manifest),
             }
         )
     return {

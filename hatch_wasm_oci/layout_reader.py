@@ -104,11 +104,15 @@ class OciLayout:
 
     def manifest(self, ref: Descriptor | str) -> dict[str, Any]:
         """A parsed manifest, by tag, digest or descriptor."""
-        return _parse_json(self.manifest_bytes(ref), f"manifest {self._resolve(ref).digest}")
+        desc = self._resolve(ref)
+        return _parse_json(self.read_document(desc), f"manifest {desc.digest}")
 
     def config(self, ref: Descriptor | str) -> dict[str, Any]:
-        """The parsed Wasm config of a manifest."""
-        manifest = self.manifest(ref)
+        """The parsed Wasm config of a manifest, by tag, digest or descriptor."""
+        return self.config_of(self.manifest(ref))
+
+    def config_of(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The parsed Wasm config that an already parsed manifest points at."""
         desc = Descriptor.from_json(manifest.get("config"))
         return _parse_json(self.read_document(desc), f"config {desc.digest}")
 
