@@ -39,6 +39,7 @@ __all__ = [
     "WasmKind",
     "WasmMetadata",
     "read_wasm",
+    "read_wasm_sections",
     "section_headers",
 ]
 
@@ -170,9 +171,14 @@ def read_wasm(path: str | os.PathLike[str]) -> WasmInfo:
     Raises :class:`~hatch_wasm_oci.errors.WasmFormatError` for anything that is not a
     well-framed module, component or WIT package, and when the file cannot be read.
     """
-    name = os.fspath(path)
-    with _open(name) as wasm:
-        return _Reader(wasm).read()
+    return read_wasm_sections(path)[0]
+
+
+def read_wasm_sections(path: str | os.PathLike[str]) -> tuple[WasmInfo, list[SectionHeader]]:
+    """:func:`read_wasm`, and the top-level section headers walked on the way (one pass)."""
+    with _open(os.fspath(path)) as wasm:
+        reader = _Reader(wasm)
+        return reader.read(), reader.headers
 
 
 def section_headers(path: str | os.PathLike[str]) -> tuple[bool, list[SectionHeader]]:
@@ -647,10 +653,12 @@ class _Reader:
         self.fields: dict[str, str] = {}
         self.producers: dict[str, dict[str, str]] = {}
         self.type_space: list[SectionHeader] = []
+        self.headers: list[SectionHeader] = []
 
     def read(self) -> WasmInfo:
         is_component = self.wasm.preamble()
         for header in self.wasm.sections(is_component):
+            self.headers.append(header)
             if header.id == _CUSTOM:
                 if header.custom_name in _WANTED_CUSTOM:
                     self.custom(header, is_component)

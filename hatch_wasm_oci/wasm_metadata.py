@@ -24,8 +24,8 @@ from hatch_wasm_oci.leb128 import LebError, decode_unsigned, encode_u32
 from hatch_wasm_oci.wasm_binary import (
     METADATA_FIELDS,
     SectionHeader,
-    read_wasm,
-    section_headers,
+    WasmKind,
+    read_wasm_sections,
 )
 
 __all__ = ["EMBEDDABLE_FIELDS", "METADATA_FIELDS", "embed_metadata", "normalize_field"]
@@ -63,11 +63,10 @@ def embed_metadata(
     updates = {name: normalize_field(name, value) for name, value in fields.items()}
     new_name = updates.pop("name", None)
     source_path = os.fspath(src)
-    info = read_wasm(source_path)
+    info, headers = read_wasm_sections(source_path)
     merged = {name: getattr(info.metadata, name) for name in METADATA_FIELDS}
     merged.update(updates)
-    is_component, headers = section_headers(source_path)
-    names_section = "component-name" if is_component else "name"
+    names_section = "name" if info.kind is WasmKind.MODULE else "component-name"
     pieces: list[tuple[int, int] | bytes] = [(0, 8)]
     for header in headers:
         if header.custom_name in METADATA_FIELDS:
