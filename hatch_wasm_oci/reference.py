@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass
 
 from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.tags import TAG_PATTERN
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HOST = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+(?::[0-9]+)?"
@@ -58,7 +58,7 @@ class Reference:
 
 def validate_reference_tag(tag: str) -> str:
     """Return ``tag`` if it is a valid OCI tag, else raise RegistryError."""
-    if not _TAG.fullmatch(tag):
+    if not TAG_PATTERN.fullmatch(tag):
         raise RegistryError(f"invalid tag {tag!r}: tags match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}")
     return tag
 
