@@ -652,7 +652,8 @@ class _Reader:
         self.exports: list[_Export] = []
         self.fields: dict[str, str] = {}
         self.producers: dict[str, dict[str, str]] = {}
-        self.type_space: list[SectionHeader] = []
+        # Type and alias sections to decode, and the exports already decoded, in section order.
+        self.type_space: list[SectionHeader | list[_Export]] = []
         self.headers: list[SectionHeader] = []
 
     def read(self) -> WasmInfo:
@@ -741,19 +742,21 @@ class _Reader:
                 cursor.externdesc()
             cursor.finish()
         elif header.id == _COMP_EXPORT:
-            self.type_space.append(header)
+            section: list[_Export] = []
+            self.type_space.append(section)
             cursor = self.body(header, "export section")
             for _ in range(cursor.u32()):
                 name = cursor.extern_name()
                 sort = cursor.sort()
                 index = cursor.u32()
-                self.exports.append(_Export(name, sort, index))
+                section.append(_Export(name, sort, index))
                 has_type = cursor.byte()
                 if has_type == 0x01:
                     cursor.externdesc()
                 elif has_type != 0x00:
                     raise cursor.error(f"bad export type flag 0x{has_type:02x}", cursor.offset - 1)
             cursor.finish()
+            self.exports.extend(section)
 
     def module_imports(self, header: SectionHeader) -> None:
         cursor = self.body(header, "import section")
@@ -786,30 +789,24 @@ class _Reader:
         """
         types: list[list[str] | None] = []
         names: list[str] = []
-        for header in self.type_space:
-            if header.id == _COMP_TYPE:
-                cursor = self.body(header, "type section")
-                for _ in range(cursor.u32()):
-                    opcode, exports = cursor.component_type()
-                    types.append(exports if opcode == 0x41 else None)
-                cursor.finish()
-            elif header.id == _COMP_ALIAS:
-                cursor = self.body(header, "alias section")
-                for _ in range(cursor.u32()):
-                    if cursor.alias() == _SORT_TYPE:
-                        types.append(None)
-                cursor.finish()
-            else:
-                cursor = self.body(header, "export section")
-                for _ in range(cursor.u32()):
-                    cursor.extern_name()
-                    cursor.sort()
-                    index = cursor.u32()
-                    if cursor.byte() == 0x01:
-                        cursor.externdesc()
-                    declared = types[index] if index < len(types) else None
+        for item in self.type_space:
+            if isinstance(item, list):
+                for export in item:
+                    declared = types[export.index] if export.index < len(types) else None
                     if declared is None:
                         return None
                     names.extend(declared)
                     types.append(declared)
+            elif item.id == _COMP_TYPE:
+                cursor = self.body(item, "type section")
+                for _ in range(cursor.u32()):
+                    opcode, exports = cursor.component_type()
+                    types.append(exports if opcode == 0x41 else None)
+                cursor.finish()
+            else:
+                cursor = self.body(item, "alias section")
+                for _ in range(cursor.u32()):
+                    if cursor.alias() == _SORT_TYPE:
+                        types.append(None)
+                cursor.finish()
         return names
