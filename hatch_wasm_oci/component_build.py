@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci import project_annotations as pa
+from hatch_wasm_oci.atomic_files import remove_stale, staging_prefix
 from hatch_wasm_oci.componentize import (
     BuildStepError,
     Log,
@@ -29,7 +30,7 @@ from hatch_wasm_oci.componentize import (
     run_step,
 )
 from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
-from hatch_wasm_oci.layout import PackResult
+from hatch_wasm_oci.layout import PackResult, blob_relpath
 from hatch_wasm_oci.settings import (
     CommandSource,
     ComponentizePySource,
@@ -143,8 +144,7 @@ def embeddable_fields(annotations: Mapping[str, str], log: Log) -> dict[str, str
 
 
 def _layer_path(packed: PackResult) -> Path:
-    algorithm, hexdigest = packed.layer.digest.split(":", 1)
-    return packed.layout / "blobs" / algorithm / hexdigest
+    return packed.layout / blob_relpath(packed.layer.digest)
 
 
 def _put(source: Path, destination: Path) -> None:
@@ -152,8 +152,10 @@ def _put(source: Path, destination: Path) -> None:
 
     The new content arrives beside ``destination`` first (copied when it lives on another file
     system), so an earlier ``destination`` is swapped out only once the new one is complete.
+    The holder directory is named ``.NAME.PID.*``: one a killed build left is removed here.
     """
-    holder = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    remove_stale(destination.parent, destination.name)
+    holder = Path(tempfile.mkdtemp(prefix=staging_prefix(destination.name), dir=destination.parent))
     old = holder / "old"
     try:
         incoming = holder / "new"

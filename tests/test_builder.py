@@ -260,6 +260,10 @@ def test_a_failed_rebuild_keeps_nothing_new_and_the_old_layout(
 
     first = build("1")
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    killed = out / ".t-1.999999999.x1y2"  # what an install killed half-way (no such pid) left
+    (killed / "new").mkdir(parents=True)
+    assert build("1").pack.layout == first.pack.layout
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     with pytest.raises(WasmOciError, match=r"tags\[0\]"):
         build("1!0")
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
