@@ -21,11 +21,15 @@ def encode_u32(value: int) -> bytes:
 
 
 class LebError(Exception):
-    """A LEB128 integer is truncated, too long or too large; ``index`` is where it starts."""
+    """A LEB128 integer is truncated, too long or too large; ``index`` is where it starts.
 
-    def __init__(self, message: str, index: int) -> None:
+    ``truncated`` tells the first case (the data ended inside the integer) from the others.
+    """
+
+    def __init__(self, message: str, index: int, *, truncated: bool = False) -> None:
         super().__init__(message)
         self.index = index
+        self.truncated = truncated
 
 
 def decode_unsigned(data: bytes, index: int, bits: int = 32) -> tuple[int, int]:
@@ -40,7 +44,7 @@ def decode_unsigned(data: bytes, index: int, bits: int = 32) -> tuple[int, int]:
     start = index
     for count in range(max_bytes):
         if index >= len(data):
-            raise LebError(f"truncated LEB128 u{bits}", start)
+            raise LebError(f"truncated LEB128 u{bits}", start, truncated=True)
         byte = data[index]
         index += 1
         if count == max_bytes - 1:

@@ -258,7 +258,7 @@ class _WasmFile:
             try:
                 size, index = decode_unsigned(head, 1)
             except LebError as exc:
-                if "truncated" in str(exc):
+                if exc.truncated:
                     raise self.error("truncated section header", offset) from None
                 raise self.error(f"section size: {exc}", offset + exc.index) from None
             body = offset + index
@@ -370,7 +370,7 @@ class _Cursor:
         try:
             value, self.pos = decode_unsigned(self.data, self.pos, bits)
         except LebError as exc:
-            if "truncated" in str(exc):
+            if exc.truncated:
                 raise self.truncated() from None
             raise self.error(str(exc), self.base + exc.index) from None
         return value
