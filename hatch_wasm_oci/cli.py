@@ -149,13 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("layout", metavar="LAYOUT_DIR")
     verify.set_defaults(handler=_cmd_verify)
 
-    try:
-        from hatch_wasm_oci.registry_cli import add_commands
-    except ModuleNotFoundError as exc:  # until the registry commands land
-        if exc.name != "hatch_wasm_oci.registry_cli":
-            raise
-    else:
-        add_commands(commands)
+    from hatch_wasm_oci.registry_cli import add_commands  # argparse only; registry code is lazy
+
+    add_commands(commands)
     return parser
 
 
