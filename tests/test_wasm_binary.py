@@ -12,7 +12,7 @@ import pytest
 
 from hatch_wasm_oci.errors import WasmFormatError
 from hatch_wasm_oci.leb128 import encode_u32
-from hatch_wasm_oci.wasm_binary import WasmKind, read_wasm, section_headers
+from hatch_wasm_oci.wasm_binary import WasmKind, WasmMetadata, read_wasm, section_headers
 from tests.wasm_fixtures import wasm_tools, wasm_tools_run, wit_world
 
 COMPONENT_FIXTURES = ["calc_component", "cli_component", "http_component", "tiny_component"]
@@ -110,7 +110,7 @@ def test_metadata_matches_wasm_tools(
 
 def test_no_metadata_reads_as_none(core_module: Path) -> None:
     meta = read_wasm(core_module).metadata
-    assert (meta.name, meta.authors, meta.version) == (None, None, None)
+    assert meta == WasmMetadata()  # every field None, no producers
 
 
 def test_componentize_py_producers(calc_component: Path) -> None:
