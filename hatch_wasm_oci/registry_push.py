@@ -235,7 +235,6 @@ class _Pusher:
         self.stats = PushStats()
         self.clients: dict[str, RegistryClient] = {}
         self.locations = options.locations or BlobLocations()
-        self.pushed_here: dict[tuple[str, str], list[str]] = {}
 
     def client(self, ref: Reference) -> RegistryClient:
         host = ref.api_host
@@ -258,7 +257,6 @@ class _Pusher:
                     seen.add(blob.digest)
                     self.ensure_blob(client, repo, blob)
                     self.locations.record(client.host, blob.digest, repo)
-                    self.pushed_here.setdefault((client.host, blob.digest), []).append(repo)
         out = []
         for target in targets:
             data = self.layout.manifest_bytes(target.manifest)
@@ -326,11 +324,8 @@ class _Pusher:
         self, client: RegistryClient, repo: str, blob: Descriptor, action: str
     ) -> str | None:
         """Mount from a repository known to hold the blob (None when mounted), else return the
-        URL of a new upload session."""
-        here = [r for r in self.pushed_here.get((client.host, blob.digest), []) if r != repo]
-        candidates = list(reversed(here)) + self.locations.candidates(
-            client.host, blob.digest, repo
-        )
+        URL of a new upload session. ``locations`` already holds this run's own pushes."""
+        candidates = self.locations.candidates(client.host, blob.digest, repo)
         if not candidates:
             return self.start_upload(client, repo, action)
         source = candidates[0]

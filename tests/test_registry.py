@@ -147,6 +147,25 @@ def test_repush_sends_no_blob_bytes_and_mounts_across_repositories(
     assert skopeo_raw(registry_anon, f"{repo_b}:x") == _layout_manifests(tiny_layout)["latest"]
 
 
+def test_one_push_to_two_repositories_mounts_without_a_cache_file(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    # XDG_CACHE_HOME under a regular file: the blob-location cache can be neither read nor
+    # written, so the second repository's mounts come from what this run pushed.
+    (tmp_path / "file").write_bytes(b"")
+    env = clean_env(tmp_path / "home", XDG_CACHE_HOME=str(tmp_path / "file" / "cache"))
+    repo_a, repo_b = unique_repo("a"), unique_repo("b")
+    refs = [f"{registry_anon.address}/{repo}:t" for repo in (repo_a, repo_b)]
+    result = run_cli(
+        "push", tiny_layout, *refs, "--plain-http", "--summary", tmp_path / "s.json", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "s.json").read_text())["stats"]
+    assert (stats["blobsUploaded"], stats["blobsMounted"]) == (2, 2)
+    for repo in (repo_a, repo_b):
+        assert skopeo_raw(registry_anon, f"{repo}:t") == _layout_manifests(tiny_layout)["latest"]
+
+
 def test_chunked_upload_above_threshold(
     registry_anon: RegistryServer, padded_layout: Path, tmp_path: Path
 ) -> None:
