@@ -18,11 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hatch_wasm_oci.atomic_files import replacing
+from hatch_wasm_oci.digest import CHUNK_SIZE, file_digest
 from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.settings import ComponentizePySource
 
@@ -163,7 +164,7 @@ def input_key(
             feed(label, top)
             for file in _walk_files(top_path, excluded):
                 feed("file", file.relative_to(top_path).as_posix() if file != top_path else "")
-                feed("sha256", hashlib.sha256(file.read_bytes()).hexdigest())
+                feed("sha256", file_digest(file))
     for dist in _visible_distributions() if distributions is None else distributions:
         feed("dist", dist)
     return digest.hexdigest()
@@ -284,32 +285,23 @@ def componentize(
     root = Path(root)
     key = input_key(source, root, exclude=exclude)
     cache = (cache_dir or default_cache_dir()) if use_cache else None
-    if cache is not None:
-        cached = cache / "componentize-py" / f"{key}.wasm"
-        if cached.is_file():
-            os.utime(cached)
-            log(f"Reusing the component compiled from identical inputs ({cached})")
-            return CompileResult(cached, True, key)
+    entry = None if cache is None else cache / "componentize-py" / f"{key}.wasm"
+    if entry is not None and entry.is_file():
+        os.utime(entry)
+        log(f"Reusing the component compiled from identical inputs ({entry})")
+        return CompileResult(entry, True, key)
     waiting(f"Compiling {source.app} for world {source.world} with componentize-py")
     fresh = Path(workdir) / f"{key[:16]}.wasm"
     run_compiler(source, root, fresh, where=where, log=log)
-    if cache is None:
+    if entry is None:
         return CompileResult(fresh, False, key)
-    entry_dir = cache / "componentize-py"
-    entry = entry_dir / f"{key}.wasm"
     try:
-        entry_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".incoming-", suffix=".wasm", dir=entry_dir)
-        try:
-            with os.fdopen(fd, "wb") as sink, fresh.open("rb") as source_file:
-                shutil.copyfileobj(source_file, sink, 1 << 20)
-            os.replace(tmp, entry)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _prune(entry_dir, CACHE_ENTRIES_KEPT)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(entry) as sink, fresh.open("rb") as compiled:
+            shutil.copyfileobj(compiled, sink, CHUNK_SIZE)
+        _prune(entry.parent, CACHE_ENTRIES_KEPT)
     except OSError as exc:
-        log(f"Not caching the component ({entry_dir}: {exc.strerror})")
+        log(f"Not caching the component ({entry.parent}: {exc.strerror})")
         return CompileResult(fresh, False, key)
     return CompileResult(entry, False, key)
 
