@@ -139,7 +139,7 @@ def parse_size(text: str, what: str) -> int:
 
 
 def _manifest_blobs(layout: OciLayout, desc: Descriptor) -> tuple[Descriptor, ...]:
-    manifest = layout.manifest(desc)
+    manifest = layout.manifest(desc)  # checks the manifest's own size and digest
     items = [manifest.get("config"), *(manifest.get("layers") or [])]
     blobs: list[Descriptor] = []
     for item in items:
@@ -206,7 +206,6 @@ def plan_push(layout: OciLayout, references: Sequence[str]) -> list[PushTarget]:
     targets = []
     for repo, desc, tag_list in wanted.values():
         if desc.digest not in blob_cache:
-            layout.manifest_bytes(desc)  # checks size and digest of the manifest itself
             blob_cache[desc.digest] = _manifest_blobs(layout, desc)
         targets.append(PushTarget(repo, desc, tuple(tag_list), blob_cache[desc.digest]))
     return targets
