@@ -198,6 +198,9 @@ def test_changed_app_source_recompiles(
     old, _ = manifest_of(example_project_build / LAYOUT, "0.1.0")
     new, _ = manifest_of(project / LAYOUT, "0.1.0")
     assert old["layers"] != new["layers"]
+    # componentize-py's output differs run to run anyway: the changed source must be inside.
+    layer = blob(project / LAYOUT, new["layers"][0]["digest"]).read_bytes()  # type: ignore[index]
+    assert b"amount is zero" in layer and b"amount must be positive" not in layer
     assert call_inventory(project / LAYOUT) == EXPECTED_CALLS
 
 
