@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from hatch_wasm_oci.atomic_files import atomic_write
 
 MAX_REPOS_PER_BLOB = 8
 MAX_BLOBS_PER_HOST = 2000
@@ -61,9 +62,6 @@ class BlobLocations:
         """Write the file atomically (best effort)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".blob-locations.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(self._data, out, sort_keys=True)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(self._data, sort_keys=True).encode())
         except OSError:
             pass
