@@ -8,15 +8,15 @@ is left behind when a check fails.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci import oci_config
+from hatch_wasm_oci.atomic_files import replacing
+from hatch_wasm_oci.digest import CHUNK_SIZE
 from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import LayoutError, RegistryError
 from hatch_wasm_oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
@@ -217,14 +217,6 @@ def _write(
         writer.tag(tag, Descriptor(media_type, digest, len(data)))
         writer.commit()
     blob_file = layout_path / blob_relpath(layer.digest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{wasm_path.name}.", dir=out_dir)
-    try:
-        with os.fdopen(fd, "wb") as sink, blob_file.open("rb") as source:
-            while chunk := source.read(1 << 20):
-                sink.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, wasm_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with blob_file.open("rb") as source, replacing(wasm_path) as sink:
+        shutil.copyfileobj(source, sink, CHUNK_SIZE)
     return PullResult(str(ref), digest, wasm_path, layout_path, layer.size)
