@@ -121,7 +121,7 @@ def artifact_annotations(
     if revision:
         derived[pa.REVISION] = revision
     derived[pa.CREATED] = created
-    return pa.merge(derived, settings.annotations)
+    return {**derived, **settings.annotations}
 
 
 def embeddable_fields(annotations: Mapping[str, str], log: Log) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +136,3 @@ def metadata_fields(annotations: Mapping[str, str]) -> dict[str, str]:
     return {
         field: annotations[key] for key, field in METADATA_FIELDS.items() if annotations.get(key)
     }
-
-
-def merge(*layers: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, str]:
-    """Later layers win: derived annotations first, user overrides last."""
-    merged: dict[str, str] = {}
-    for layer in layers:
-        items = layer.items() if isinstance(layer, Mapping) else layer
-        for key, value in items:
-            merged[key] = value
-    return merged
