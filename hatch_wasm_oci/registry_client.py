@@ -17,15 +17,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from hatch_wasm_oci.docker_auth import Credentials
 from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.registry_errors import http_error
-
-if TYPE_CHECKING:
-    from hatch_wasm_oci.registry_http import Response
+from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS, Response, Transport, basic_auth
 
 RETRY_SECONDS_ENV = "HATCH_WASM_OCI_MAX_RETRY_SECONDS"
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -183,8 +181,6 @@ class RegistryClient:
         ca_file: Path | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        from hatch_wasm_oci.registry_http import Transport
-
         self.host = host
         self.credentials = credentials
         self.plain_http = plain_http
@@ -192,7 +188,6 @@ class RegistryClient:
         self.retry = retry or RetryPolicy.from_env()
         if ca_file is not None and not Path(ca_file).is_file():
             raise RegistryError(f"CA file {ca_file} does not exist")
-        # No ~/.netrc or REQUESTS_CA_BUNDLE surprises; proxies from the environment still apply.
         self.transport = Transport(str(ca_file) if ca_file is not None else None)
         self._tokens: dict[str, str] = {}
         self._basic = False
@@ -324,8 +319,6 @@ class RegistryClient:
 
         GET and HEAD follow redirects (dropping Authorization when the host changes).
         """
-        from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
-
         backoff = Backoff(self.retry)
         param_list = list(params) if params else None
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
@@ -479,13 +472,6 @@ def _grant_refused(response: Response) -> bool:
     except (ValueError, AttributeError):
         return False
     return error in ("invalid_grant", "invalid_client", "unauthorized_client")
-
-
-def basic_auth(username: str, password: str) -> str:
-    """The ``Authorization`` value for HTTP basic auth."""
-    import base64
-
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')

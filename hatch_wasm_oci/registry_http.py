@@ -27,6 +27,13 @@ TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 """What a broken connection raises (timeouts and TLS errors are ``OSError`` subclasses)."""
 
 
+def basic_auth(username: str, password: str) -> str:
+    """The ``Authorization`` (or ``Proxy-Authorization``) value for HTTP basic auth."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 class FileBody:
     """``length`` bytes of the file at ``path`` from ``offset``; ``on_sent`` hears of progress."""
 
@@ -143,8 +150,6 @@ class Transport:
 
     def _ssl_context(self) -> Any:
         if self._context is None:
-            import ssl
-
             if self._ca_file:
                 self._context = ssl.create_default_context(cafile=self._ca_file)
             else:
@@ -165,11 +170,10 @@ class Transport:
             proxy_host = parts.hostname or ""
             headers = {}
             if parts.username is not None:
-                import base64
                 from urllib.parse import unquote
 
-                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-                headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+                password = unquote(parts.password or "")
+                headers["Proxy-Authorization"] = basic_auth(unquote(parts.username), password)
             if scheme == "https":
                 conn = http.client.HTTPSConnection(
                     proxy_host,

@@ -23,6 +23,7 @@ from hatch_wasm_oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
 from hatch_wasm_oci.reference import Reference, parse_reference
 from hatch_wasm_oci.registry_client import Backoff, RegistryClient, TransientError
 from hatch_wasm_oci.registry_errors import json_object, registry_codes
+from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
 
 MAX_MANIFEST_SIZE = 4 << 20
 LAYOUT_DIR_NAME = "layout"
@@ -138,8 +139,6 @@ def _get_manifest(
 def _fetch_blob(
     client: RegistryClient, repo: str, blob: Descriptor, writer: LayoutWriter, ref_text: str
 ) -> None:
-    from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
-
     action = f"pulling blob {blob.digest[:19]} of {ref_text}"
     backoff = Backoff(client.retry)
     while True:
