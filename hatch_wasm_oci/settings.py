@@ -125,10 +125,10 @@ class WasmOciSettings:
 
     def expand_tags(self, version: str) -> tuple[str, ...]:
         """The tags for ``version``: templates expanded, each checked against the OCI grammar."""
-        problems: list[str] = []
+        problems = _Problems()
         tags = _expand_tags(self.tags, version, self.key("tags"), problems)
-        if problems:
-            raise ConfigurationError(problems)
+        if problems.items:
+            raise ConfigurationError(problems.items)
         return tags
 
 
@@ -283,7 +283,7 @@ def _componentize_py(
 
 
 def _expand_tags(
-    templates: tuple[str, ...], version: str, path: str, problems: list[str]
+    templates: tuple[str, ...], version: str, path: str, problems: _Problems
 ) -> tuple[str, ...]:
     from hatch_wasm_oci.tags import validate_tag, version_to_tag
 
@@ -293,19 +293,19 @@ def _expand_tags(
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
         unknown = [name for name in fields if name != "version"]
         if unknown:
-            problems.append(
-                f"{where}: unknown placeholder {{{unknown[0]}}} in {template!r} "
-                "(only {version} is known)"
+            problems.add(
+                where,
+                f"unknown placeholder {{{unknown[0]}}} in {template!r} (only {{version}} is known)",
             )
             continue
         try:
             version_tag = version_to_tag(version) if fields else ""
             tag = validate_tag(template.replace("{version}", version_tag))
         except WasmOciError as exc:
-            problems.append(f"{where}: {exc}")
+            problems.add(where, str(exc))
             continue
         except ValueError:
-            problems.append(f"{where}: malformed template {template!r}")
+            problems.add(where, f"malformed template {template!r}")
             continue
         if tag not in tags:
             tags.append(tag)
@@ -401,7 +401,7 @@ def parse_settings(
             config["tags"], f"{table}.tags", problems, allow_str=False, allow_empty=False
         )
     if tags is not None and version is not None:
-        _expand_tags(tags, version, f"{table}.tags", problems.items)
+        _expand_tags(tags, version, f"{table}.tags", problems)
     tar = _bool(config, "tar", table, problems, False)
     embed = _bool(config, "embed-metadata", table, problems, True)
     repository = _string(config, "repository", table, problems)
