@@ -369,13 +369,17 @@ def _cert_dir(ca: Path) -> Path:
 
 
 def skopeo_tags(server: RegistryServer, repo: str) -> list[str]:
-    """Tags of ``repo`` as skopeo lists them (empty when the repository does not exist)."""
+    """Tags of ``repo`` as skopeo lists them (empty when the registry answers 404: no such
+    repository). Any other failure raises, so that "no tags" is never a failed lookup."""
     args = ["skopeo", "list-tags", "--tls-verify=false", f"docker://{server.address}/{repo}"]
     if server.username:
         args.insert(2, f"--creds={server.username}:{server.password}")
     result = subprocess.run(args, capture_output=True, check=False, timeout=60)
     if result.returncode != 0:
-        return []
+        error = result.stderr.decode(errors="replace")
+        if "404 (Not Found)" in error or "NAME_UNKNOWN" in error:
+            return []
+        raise AssertionError(f"skopeo list-tags failed: {error}")
     return list(json.loads(result.stdout).get("Tags") or [])
 
 
