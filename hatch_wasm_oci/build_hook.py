@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from hatchling.builders.config import BuilderConfig, env_var_enabled
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-from hatch_wasm_oci.builder import OUTPUT_SUBDIR, abort_build, build_for_hatch
+from hatch_wasm_oci.builder import OUTPUT_SUBDIR, abort_build, build_for_hatch, remove_output
 from hatch_wasm_oci.errors import WasmOciError
 
 if TYPE_CHECKING:
@@ -108,9 +108,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
         return Path(self.directory) / OUTPUT_SUBDIR
 
     def clean(self, versions: list[str]) -> None:
-        output = self._output_dir()
-        if output.is_dir():
-            shutil.rmtree(output)
+        remove_output(Path(self.directory))
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name not in ("wheel", "sdist"):

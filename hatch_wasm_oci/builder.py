@@ -93,6 +93,13 @@ def check_runtime_dependencies(
         )
 
 
+def remove_output(directory: Path) -> None:
+    """``hatch clean``: remove ``<directory>/wasm-oci`` (builder and hook outputs) if present."""
+    output = directory / OUTPUT_SUBDIR
+    if output.is_dir():
+        shutil.rmtree(output)
+
+
 def remove_if_empty(directory: Path) -> None:
     """Remove ``directory`` when a failed build left it empty."""
     with contextlib.suppress(OSError):
@@ -148,9 +155,7 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
         return ["standard"]
 
     def clean(self, directory: str, versions: list[str]) -> None:
-        output = Path(directory) / OUTPUT_SUBDIR
-        if output.is_dir():
-            shutil.rmtree(output)
+        remove_output(Path(directory))
 
     def build_standard(self, directory: str, **build_data: Any) -> str:
         """Build the layout; returns its directory (Hatch prints it)."""
