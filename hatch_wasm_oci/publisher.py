@@ -90,14 +90,11 @@ class WasmOciPublisher(PublisherInterface):
             raise WasmOciError(
                 f"unknown option(s) {', '.join(unknown)} (known: {', '.join(KNOWN_OPTIONS)})"
             )
-        sources = [
-            (cli, "-o"),
-            (self.project_config, "[tool.hatch.publish.wasm-oci]"),
-            (self.plugin_config, "[publish.wasm-oci] in Hatch's config"),
-        ]
+        # -o, then [tool.hatch.publish.wasm-oci], then [publish.wasm-oci] in Hatch's config.
+        sources = [cli, self.project_config, self.plugin_config]
         settings: dict[str, Any] = {}
         for key in KNOWN_OPTIONS:
-            for source, _ in sources:
+            for source in sources:
                 if key in source:
                     settings[key] = source[key]
                     break
