@@ -38,11 +38,6 @@ class Credentials:
         """True when there is nothing to authenticate with."""
         return not (self.password or self.registry_token or self.identity_token)
 
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret value (for scrubbing text that must not leak them)."""
-        values = (self.password, self.registry_token, self.identity_token)
-        return tuple(v for v in values if v)
-
 
 ANONYMOUS = Credentials(source="anonymous (no credentials found)")
 
