@@ -24,9 +24,9 @@ from tests.registry_fixtures import (
     unique_repo,
     user_env,
 )
+from tests.test_example_project import EXPECTED_CALLS, call_inventory
 
 HATCH = Path(sys.executable).with_name("hatch")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _project(root: Path, wasm: Path, *, extra_toml: str = "") -> Path:
@@ -232,15 +232,11 @@ def test_explicit_artifact_and_wrong_password(
 
 @pytest.mark.slow
 def test_example_project_build_publish_pull_run(
-    request: pytest.FixtureRequest, registry_anon: RegistryServer, tmp_path: Path
+    example_project_build: Path, registry_anon: RegistryServer, tmp_path: Path
 ) -> None:
     """example-project: hatch build -t wasm-oci -> hatch publish -> skopeo -> pull -> wasmtime."""
-    try:
-        built: Path = request.getfixturevalue("example_project_build")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/hatch_fixtures.py has no example_project_build fixture yet")
     project = tmp_path / "example"
-    shutil.copytree(built, project)
+    shutil.copytree(example_project_build, project)
     (project / "dist" / "wasm-oci-publish.json").unlink(missing_ok=True)
     layouts = find_layouts(project / "dist")
     assert len(layouts) == 1
@@ -260,12 +256,4 @@ def test_example_project_build_publish_pull_run(
     layer = OciLayout.open(layouts[0]).layer(tag)
     wasm = out / layer.annotations.get("org.opencontainers.image.title", "x.wasm")
     assert wasm.read_bytes() == OciLayout.open(layouts[0]).blob_path(layer.digest).read_bytes()
-    ran = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "example-project" / "call_inventory.py"), str(wasm)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)
+    assert call_inventory(wasm) == EXPECTED_CALLS
