@@ -168,7 +168,7 @@ def test_registry_token_from_environment(
     ok = plain_push(layout, f"{registry_token.address}/{repo}", env)
     assert ok.returncode == 0, ok.stderr
     assert token not in ok.stdout + ok.stderr
-    assert skopeo_raw(registry_token, f"{repo}:t")
+    assert skopeo_raw(registry_token, f"{repo}:t") == OciLayout.open(layout).manifest_bytes("t")
     other = unique_repo()
     denied = plain_push(layout, f"{registry_token.address}/{other}", env)
     assert denied.returncode == 2
