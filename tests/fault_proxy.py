@@ -169,12 +169,15 @@ class FaultProxy:
                 self.close_connection = True
                 self.connection.close()
 
+            def _token_expired(self, challenge: str, fault: str) -> None:
+                body = b'{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}'
+                self._record(401, fault)
+                self._simple(401, {"WWW-Authenticate": challenge}, body)
+
             def _handle(self) -> None:
                 auth = self.headers.get("Authorization")
                 if auth and auth in proxy._expired and proxy._challenge:
-                    body = b'{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}'
-                    self._record(401, "expired")
-                    self._simple(401, {"WWW-Authenticate": proxy._challenge}, body)
+                    self._token_expired(proxy._challenge, "expired")
                     return
                 rule = proxy._pick(self.command, self.path)
                 if rule is not None:
@@ -184,9 +187,7 @@ class FaultProxy:
                     if rule.kind == "expire-token" and auth and proxy._challenge:
                         with proxy._lock:
                             proxy._expired.add(auth)
-                        body = b'{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}'
-                        self._record(401, "expire-token")
-                        self._simple(401, {"WWW-Authenticate": proxy._challenge}, body)
+                        self._token_expired(proxy._challenge, "expire-token")
                         return
                     if rule.kind == "status":
                         headers = {"Content-Type": "application/json"}
