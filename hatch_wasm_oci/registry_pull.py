@@ -21,7 +21,7 @@ from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import LayoutError, RegistryError
 from hatch_wasm_oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
 from hatch_wasm_oci.reference import Reference, parse_reference
-from hatch_wasm_oci.registry_client import Backoff, RegistryClient, TransientError
+from hatch_wasm_oci.registry_client import Backoff, RegistryClient
 from hatch_wasm_oci.registry_errors import json_object, registry_codes
 from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
 
@@ -155,7 +155,7 @@ def _fetch_blob(
                 f"{action} failed: the blob the registry sent does not match its digest "
                 "(corrupted or tampered); nothing was written"
             ) from None
-        except (*TRANSPORT_ERRORS, TransientError) as exc:
+        except TRANSPORT_ERRORS as exc:
             backoff.wait_or_raise(f"download interrupted ({type(exc).__name__})", None, action)
             continue
         finally:
