@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 from hatch_wasm_oci.docker_auth import Credentials
 from hatch_wasm_oci.errors import RegistryError
-from hatch_wasm_oci.registry_errors import http_error
+from hatch_wasm_oci.registry_errors import credentials_hint, http_error
 from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS, Response, Transport, basic_auth
 
 RETRY_SECONDS_ENV = "HATCH_WASM_OCI_MAX_RETRY_SECONDS"
@@ -277,16 +277,8 @@ class RegistryClient:
                 headers["Authorization"] = basic_auth(creds.username or "", creds.password)
             response = self._send("GET", realm, action=action, headers=headers, params=params)
         if response.status_code in (401, 403) or _grant_refused(response):
-            if creds.anonymous:
-                raise RegistryError(
-                    f"{action} failed: HTTP {response.status_code} — hint: the registry needs "
-                    "credentials and none were found; set HATCH_WASM_OCI_USERNAME/"
-                    "HATCH_WASM_OCI_PASSWORD (or HATCH_WASM_OCI_TOKEN) or log in with docker"
-                )
-            raise RegistryError(
-                f"{action} failed: HTTP {response.status_code} — hint: the credentials from "
-                f"{creds.source} were rejected"
-            )
+            hint = credentials_hint(creds.source, creds.anonymous)
+            raise RegistryError(f"{action} failed: HTTP {response.status_code} — hint: {hint}")
         if response.status_code != 200:
             raise RegistryError(f"{action} failed: HTTP {response.status_code}")
         try:

@@ -42,6 +42,16 @@ def _one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def credentials_hint(credential_source: str, anonymous: bool) -> str:
+    """The hint for credentials a registry (or its token service) refused or needs."""
+    if anonymous:
+        return (
+            "no credentials were found; set HATCH_WASM_OCI_USERNAME/HATCH_WASM_OCI_PASSWORD "
+            "(or HATCH_WASM_OCI_TOKEN), or log in with docker/oras/skopeo"
+        )
+    return f"the credentials from {credential_source} were rejected"
+
+
 def hint_for(
     status: int,
     codes: list[tuple[str, str]],
@@ -61,12 +71,7 @@ def hint_for(
             "org.opencontainers.image.source annotation, or grant access in the package settings)"
         )
     if status == 401:
-        if anonymous:
-            return (
-                "no credentials were found; set HATCH_WASM_OCI_USERNAME/HATCH_WASM_OCI_PASSWORD "
-                "(or HATCH_WASM_OCI_TOKEN), or log in with docker/oras/skopeo"
-            )
-        return f"the credentials from {credential_source} were rejected"
+        return credentials_hint(credential_source, anonymous)
     if status == 403 or "DENIED" in names:
         return f"the credentials from {credential_source} may not push to {host}/{repository}"
     if "MANIFEST_INVALID" in names and ("gitlab" in host or what == "manifest"):
