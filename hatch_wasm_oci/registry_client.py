@@ -14,7 +14,7 @@ import re
 import ssl
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ class RetryPolicy:
     deadline: float = 120.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> RetryPolicy:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetryPolicy:
         """Defaults, with the time bound taken from HATCH_WASM_OCI_MAX_RETRY_SECONDS if set."""
         env = os.environ if environ is None else environ
         policy = cls()

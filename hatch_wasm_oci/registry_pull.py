@@ -21,7 +21,7 @@ from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import LayoutError, RegistryError
 from hatch_wasm_oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
 from hatch_wasm_oci.reference import Reference, parse_reference
-from hatch_wasm_oci.registry_client import Backoff, RegistryClient
+from hatch_wasm_oci.registry_client import Backoff, RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry_errors import json_object, registry_codes
 from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
 
@@ -178,7 +178,11 @@ def pull(
     if not ref.tag and not ref.digest:
         ref = ref.with_tag("latest")
     client = RegistryClient(
-        ref.api_host, resolve_credentials(ref.host, environ), plain_http=plain_http, ca_file=ca_file
+        ref.api_host,
+        resolve_credentials(ref.host, environ),
+        plain_http=plain_http,
+        ca_file=ca_file,
+        retry=RetryPolicy.from_env(environ),
     )
     repo = ref.repository
     client.want(repo, "pull")

@@ -22,6 +22,7 @@ from hatch_wasm_oci.registry_client import (
     Backoff,
     Progress,
     RegistryClient,
+    RetryPolicy,
     TransientError,
 )
 from hatch_wasm_oci.registry_errors import CHUNK_ENV, registry_codes
@@ -108,7 +109,8 @@ class PushResult:
 
 @dataclass
 class PushOptions:
-    """Transport and upload settings."""
+    """Transport and upload settings; ``environ`` (default ``os.environ``) is where credentials
+    and HATCH_WASM_OCI_MAX_RETRY_SECONDS are read."""
 
     plain_http: bool = False
     ca_file: Path | None = None
@@ -238,9 +240,13 @@ class _Pusher:
     def client(self, ref: Reference) -> RegistryClient:
         host = ref.api_host
         if host not in self.clients:
-            creds = resolve_credentials(ref.host, self.options.environ)
+            environ = self.options.environ
             self.clients[host] = RegistryClient(
-                host, creds, plain_http=self.options.plain_http, ca_file=self.options.ca_file
+                host,
+                resolve_credentials(ref.host, environ),
+                plain_http=self.options.plain_http,
+                ca_file=self.options.ca_file,
+                retry=RetryPolicy.from_env(environ),
             )
         return self.clients[host]
 

@@ -64,6 +64,15 @@ def test_environment_beats_docker_config_and_needs_both(tmp_path: Path) -> None:
         resolve_credentials("ghcr.io", env)
 
 
+def test_pull_reads_the_retry_bound_from_the_given_environ(tmp_path: Path) -> None:
+    from hatch_wasm_oci.registry_pull import pull
+
+    environ = {"HATCH_WASM_OCI_MAX_RETRY_SECONDS": "soon", "HOME": str(tmp_path)}
+    with pytest.raises(RegistryError, match="HATCH_WASM_OCI_MAX_RETRY_SECONDS must be a number"):
+        pull("127.0.0.1:9/acme/app:t", tmp_path / "out", plain_http=True, environ=environ)
+    assert not (tmp_path / "out").exists()
+
+
 def test_other_hosts_and_anonymous(tmp_path: Path) -> None:
     env = _config(tmp_path, {"auths": {"https://ghcr.io": {"auth": _b64("u:p")}}})
     assert resolve_credentials("ghcr.io", env).password == "p"
