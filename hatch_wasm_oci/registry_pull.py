@@ -97,10 +97,11 @@ def _parse_manifest(data: bytes, where: str) -> tuple[Descriptor, Descriptor]:
     return config, wasm[0]
 
 
-def _get_manifest(
-    client: RegistryClient, repo: str, ref_text: str, selector: str, expected: str | None
-) -> tuple[bytes, str, str]:
-    action = f"pulling {ref_text}"
+def _get_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, str, str]:
+    """The manifest ``ref`` names: (bytes, digest, media type), its digest checked."""
+    repo, expected = ref.repository, ref.digest
+    selector = ref.digest or ref.tag or "latest"
+    action = f"pulling {ref}"
     response = client.request(
         "GET",
         f"/v2/{repo}/manifests/{selector}",
@@ -115,11 +116,12 @@ def _get_manifest(
             raise RegistryError(f"{action} failed: {client.host}/{repo} has no manifest {selector}")
     if response.status_code != 200:
         raise client.error(response, action=action, repository=repo, what="manifest")
-    data = b""
+    received = bytearray()
     for chunk in response.iter_content(65536):
-        data += chunk
-        if len(data) > MAX_MANIFEST_SIZE:
+        received += chunk
+        if len(received) > MAX_MANIFEST_SIZE:
             raise RegistryError(f"{action} failed: the manifest is larger than 4 MiB")
+    data = bytes(received)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     announced = response.headers.get("Docker-Content-Digest")
     if expected is not None and digest != expected:
@@ -137,9 +139,10 @@ def _get_manifest(
 
 
 def _fetch_blob(
-    client: RegistryClient, repo: str, blob: Descriptor, writer: LayoutWriter, ref_text: str
+    client: RegistryClient, ref: Reference, blob: Descriptor, writer: LayoutWriter
 ) -> None:
-    action = f"pulling blob {blob.digest[:19]} of {ref_text}"
+    repo = ref.repository
+    action = f"pulling blob {blob.digest[:19]} of {ref}"
     backoff = Backoff(client.retry)
     while True:
         response = client.request(
@@ -184,15 +187,13 @@ def pull(
         ca_file=ca_file,
         retry=RetryPolicy.from_env(environ),
     )
-    repo = ref.repository
-    client.want(repo, "pull")
-    selector = ref.digest or ref.tag or "latest"
-    data, digest, media_type = _get_manifest(client, repo, str(ref), selector, ref.digest)
+    client.want(ref.repository, "pull")
+    data, digest, media_type = _get_manifest(client, ref)
     config, layer = _parse_manifest(data, f"pulling {ref}")
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     try:
-        return _write(client, ref, repo, out_dir, data, digest, media_type, config, layer)
+        return _write(client, ref, out_dir, data, digest, media_type, config, layer)
     except BaseException:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -202,7 +203,6 @@ def pull(
 def _write(
     client: RegistryClient,
     ref: Reference,
-    repo: str,
     out_dir: Path,
     data: bytes,
     digest: str,
@@ -211,11 +211,11 @@ def _write(
     layer: Descriptor,
 ) -> PullResult:
     layout_path = out_dir / LAYOUT_DIR_NAME
-    wasm_path = out_dir / _wasm_name(layer, repo)
+    wasm_path = out_dir / _wasm_name(layer, ref.repository)
     tag = ref.tag or digest.replace(":", "-")
     with LayoutWriter(layout_path) as writer:
         for blob in (config, layer):
-            _fetch_blob(client, repo, blob, writer, str(ref))
+            _fetch_blob(client, ref, blob, writer)
         writer.add_blob(data)
         writer.tag(tag, Descriptor(media_type, digest, len(data)))
         writer.commit()
