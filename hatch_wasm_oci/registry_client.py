@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import random
 import re
+import socket
 import ssl
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from http.client import RemoteDisconnected
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -151,21 +153,18 @@ _TLS_DROPPED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 def _describe_connection_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__} {exc}"
-    if "Connection refused" in text or "ConnectionRefused" in text:
+    """A short description of what http.client or the socket raised (no host or secret in it)."""
+    if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if (
-        "Name or service not known" in text
-        or "nodename nor servname" in text
-        or "NameResolution" in text
-    ):
+    if isinstance(exc, socket.gaierror):
         return "host name not found"
-    if "timed out" in text.lower() or "Timeout" in type(exc).__name__:
+    if isinstance(exc, TimeoutError):
         return "timed out"
-    if "reset" in text.lower():
-        return "connection reset"
-    if any(word in text for word in ("RemoteDisconnected", "BrokenPipe", "Aborted", "aborted")):
+    # RemoteDisconnected is a ConnectionResetError: the server closed without answering.
+    if isinstance(exc, (RemoteDisconnected, BrokenPipeError, ConnectionAbortedError)):
         return "connection closed by the server"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
     return f"connection error ({type(exc).__name__})"
 
 
