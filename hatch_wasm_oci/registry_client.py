@@ -148,6 +148,9 @@ class Progress:
 BodyFactory = Callable[[], Any]
 
 
+X509_V_ERR_HOSTNAME_MISMATCH = 62
+"""OpenSSL's verify code for a certificate that does not name the host (1.1 and 3.x)."""
+
 _TLS_DROPPED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 """TLS errors that mean the connection went away (retried like a reset), not a trust problem."""
 
@@ -366,16 +369,17 @@ class RegistryClient:
             return f" — hint: is a registry listening at {self.base}?{extra}"
         return ""
 
-    def _tls_error(self, exc: BaseException, action: str) -> RegistryError:
-        text = str(exc)
-        if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+    def _tls_error(self, exc: ssl.SSLError, action: str) -> RegistryError:
+        if getattr(exc, "reason", None) == "WRONG_VERSION_NUMBER":
             return RegistryError(
                 f"{action} failed: TLS handshake with {self.host} failed (it does not speak TLS) "
                 "— hint: pass --plain-http (-o plain-http=true) for a registry without TLS"
             )
-        reason = "certificate not trusted" if "CERTIFICATE_VERIFY_FAILED" in text else "TLS error"
-        if "hostname mismatch" in text.lower() or "doesn't match" in text:
-            reason = "certificate does not match the host name"
+        reason = "TLS error"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = "certificate not trusted"
+            if exc.verify_code == X509_V_ERR_HOSTNAME_MISMATCH:
+                reason = "certificate does not match the host name"
         return RegistryError(
             f"{action} failed: TLS verification of {self.host} failed ({reason}) — hint: pass "
             "--ca-file PATH (-o ca-file=PATH) for a private CA"
