@@ -74,12 +74,12 @@ def hint_for(
         return credentials_hint(credential_source, anonymous)
     if status == 403 or "DENIED" in names:
         return f"the credentials from {credential_source} may not push to {host}/{repository}"
-    if "MANIFEST_INVALID" in names and ("gitlab" in host or what == "manifest"):
-        if "gitlab" in host:
-            return (
-                "GitLab's container registry rejects the Wasm config media type "
-                "application/vnd.wasm.config.v0+json; publish to another registry"
-            )
+    if "MANIFEST_INVALID" in names and "gitlab" in host:
+        return (
+            "GitLab's container registry rejects the Wasm config media type "
+            "application/vnd.wasm.config.v0+json; publish to another registry"
+        )
+    if "MANIFEST_INVALID" in names and what == "manifest":
         return (
             "the registry rejected the Wasm OCI manifest "
             "(some registries refuse its config media type)"
