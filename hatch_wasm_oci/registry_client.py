@@ -254,6 +254,14 @@ class RegistryClient:
             realm = f"{'http' if self.plain_http else 'https'}://{realm}"
         realm_host = urlsplit(realm).netloc or realm
         action = f"getting a token from {realm_host}"
+        secret = creds.password or creds.identity_token
+        if secret and not self.plain_http and urlsplit(realm).scheme.lower() != "https":
+            raise RegistryError(
+                f"{action}: refused to send credentials from {creds.source} over plain HTTP "
+                f"to {realm} (the registry itself uses HTTPS) — hint: the registry's token "
+                "realm must be https://, or name the registry with --plain-http "
+                "(-o plain-http=true) if it really is plain HTTP"
+            )
         if creds.identity_token:
             # OAuth2 refresh-token grant (distribution's docs/spec/auth/oauth.md), as docker does.
             from urllib.parse import urlencode

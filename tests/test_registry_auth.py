@@ -307,3 +307,52 @@ def test_push_with_identity_token(
     assert ("docker-credential-oauth" if source == "helper" else "config.json") in denied.stderr
     assert len(denied.stderr.strip().splitlines()) == 1
     assert stale not in denied.stdout + denied.stderr
+
+
+def test_credentials_never_go_to_a_plain_http_realm_of_an_https_registry(
+    tiny_component: Path, tmp_path: Path
+) -> None:
+    """An HTTPS registry naming an ``http://`` token realm: the password is not sent there."""
+    from tests.registry_fixtures import (
+        TOKEN_ISSUER,
+        TOKEN_SERVICE,
+        make_ca_and_server_cert,
+        make_signing_cert,
+        run_cli,
+        start_registry,
+    )
+
+    signing_cert, signing_key = make_signing_cert(tmp_path / "signing")
+    tokens = TokenServer(
+        signing_key,
+        signing_cert,
+        service=TOKEN_SERVICE,
+        issuer=TOKEN_ISSUER,
+        users={"alice": "s3cret-Pa55"},
+    ).start()
+    ca, cert, key = make_ca_and_server_cert(tmp_path / "pki")
+    auth = (
+        "  token:\n"
+        f"    realm: {tokens.realm}\n"
+        f"    service: {TOKEN_SERVICE}\n"
+        f"    issuer: {TOKEN_ISSUER}\n"
+        f"    rootcertbundle: {signing_cert}\n"
+    )
+    server = start_registry(tmp_path / "registry", auth=auth, tls=(cert, key))
+    try:
+        layout = pack_layout(tiny_component, tmp_path / "layout", tags=("t",)).layout
+        env = clean_env(
+            tmp_path / "home",
+            HATCH_WASM_OCI_USERNAME="alice",
+            HATCH_WASM_OCI_PASSWORD="s3cret-Pa55",
+        )
+        proc = run_cli("push", layout, f"{server.address}/x/y", "--ca-file", ca, env=env)
+        assert proc.returncode == 2
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert "refused to send credentials" in proc.stderr
+        assert "HATCH_WASM_OCI_USERNAME" in proc.stderr  # the source, never the value
+        assert "s3cret-Pa55" not in proc.stdout + proc.stderr
+        assert tokens.issued == 0 and tokens.rejected == 0  # the token server heard nothing
+    finally:
+        server.stop()
+        tokens.stop()
