@@ -144,6 +144,7 @@ class WasmOciPublisher(PublisherInterface):
             PushResult,
             chunked_above_from_env,
             dry_run,
+            dry_run_lines,
             parse_size,
             plan_push,
             push,
@@ -175,9 +176,14 @@ class WasmOciPublisher(PublisherInterface):
         for layout_path in self._layouts(artifacts):
             layout = OciLayout.open(layout_path)
             targets = plan_push(layout, refs)
-            result = dry_run(targets) if is_dry_run else push(layout, targets, push_options)
-            for ref in result.references:
-                self.app.display(f"would push {ref.line}" if is_dry_run else ref.line)
+            if is_dry_run:
+                result = dry_run(targets)
+                lines = dry_run_lines(targets)
+            else:
+                result = push(layout, targets, push_options)
+                lines = [ref.line for ref in result.references]
+            for line in lines:
+                self.app.display(line)
             total.references.extend(result.references)
             for name in vars(total.stats):
                 setattr(total.stats, name, getattr(total.stats, name) + getattr(result.stats, name))

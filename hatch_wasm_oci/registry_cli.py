@@ -64,6 +64,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
         PushOptions,
         chunked_above_from_env,
         dry_run,
+        dry_run_lines,
         plan_push,
         push,
     )
@@ -72,15 +73,8 @@ def _cmd_push(args: argparse.Namespace) -> int:
     targets = plan_push(layout, args.references)
     if args.dry_run:
         result = dry_run(targets)
-        for target in targets:
-            for tag in target.tags or (None,):
-                where = f":{tag}" if tag else ""
-                print(
-                    f"would push {target.repository}{where}@{target.manifest.digest} "
-                    f"(manifest {target.manifest.size} bytes)"
-                )
-            for blob in target.blobs:
-                print(f"  blob {blob.digest} {blob.size} bytes {blob.media_type}")
+        for line in dry_run_lines(targets):
+            print(line)
     else:
         options = PushOptions(
             plain_http=args.plain_http,

@@ -229,6 +229,22 @@ def dry_run(targets: Sequence[PushTarget]) -> PushResult:
     return result
 
 
+def dry_run_lines(targets: Sequence[PushTarget]) -> list[str]:
+    """What a dry run prints: each reference with its manifest digest and size, then the blobs."""
+    lines = []
+    for target in targets:
+        for tag in target.tags or (None,):
+            where = f":{tag}" if tag else ""
+            lines.append(
+                f"would push {target.repository}{where}@{target.manifest.digest} "
+                f"(manifest {target.manifest.size} bytes)"
+            )
+        lines.extend(
+            f"  blob {blob.digest} {blob.size} bytes {blob.media_type}" for blob in target.blobs
+        )
+    return lines
+
+
 class _Pusher:
     def __init__(self, layout: OciLayout, options: PushOptions) -> None:
         self.layout = layout

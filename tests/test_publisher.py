@@ -191,7 +191,15 @@ def test_dry_run_contacts_nothing_and_no_layout_is_an_error(
         result = _hatch_publish(project, f"repository={repo}", "dry-run=true", env=env)
         assert proxy.seen == []
     assert result.returncode == 0, result.stderr
-    assert all(line.startswith(f"would push {repo}:") for line in result.stdout.splitlines())
+    layout = OciLayout.open(next(iter(find_layouts(project / "dist"))))
+    expected = []
+    for tag, desc in sorted(layout.tags().items()):
+        expected.append(f"would push {repo}:{tag}@{desc.digest} (manifest {desc.size} bytes)")
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("would push")] == expected
+    blob_lines = [line for line in lines if not line.startswith("would push")]
+    layer = layout.layer(next(iter(layout.tags())))
+    assert f"  blob {layer.digest} {layer.size} bytes application/wasm" in blob_lines
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "pyproject.toml").write_text('[project]\nname = "e"\nversion = "1"\n')
