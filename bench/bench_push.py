@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hatch_wasm_oci.layout import pack  # noqa: E402
+from hatch_wasm_oci.oci.layout import pack  # noqa: E402
 from tests.fault_proxy import FaultProxy  # noqa: E402
 from tests.registry_fixtures import clean_env, padded_component, start_registry  # noqa: E402
 

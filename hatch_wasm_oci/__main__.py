@@ -2,6 +2,6 @@
 
 import sys
 
-from hatch_wasm_oci.cli import main
+from hatch_wasm_oci.cli.main import main
 
 sys.exit(main())

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 mypy
+lint-imports
 pytest "$@"

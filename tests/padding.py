@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hatch_wasm_oci.leb128 import encode_u32 as leb128
+from hatch_wasm_oci.wasm.leb128 import encode_u32 as leb128
 
 
 def append_custom_section(path: Path, name: str, size: int) -> None:

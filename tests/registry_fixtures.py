@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hatch_wasm_oci.layout import PackResult, pack
+from hatch_wasm_oci.oci.layout import PackResult, pack
 from tests.padding import leb128
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.build_hook import STAGING_PREFIX, remove_stale_staging
+from hatch_wasm_oci.plugin.build_hook import STAGING_PREFIX, remove_stale_staging
 from tests.hatch_fixtures import (
     EXAMPLE_PROJECT,
     blob,

@@ -12,8 +12,8 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from hatch_wasm_oci.componentize import compiler_arguments, input_key, qualified_world
-from hatch_wasm_oci.settings import ComponentizePySource
+from hatch_wasm_oci.build.componentize import compiler_arguments, input_key, qualified_world
+from hatch_wasm_oci.build.settings import ComponentizePySource
 from tests.hatch_fixtures import (
     EXAMPLE_PROJECT,
     blob,
@@ -238,9 +238,9 @@ def test_a_failed_rebuild_keeps_nothing_new_and_the_old_layout(
 ) -> None:
     """In-process: failed rebuilds (a version that makes no valid tag; a source that stopped
     being Wasm) leave the earlier layout untouched and nothing new beside it."""
-    from hatch_wasm_oci.component_build import BuildOutput, build_artifact
+    from hatch_wasm_oci.build.pipeline import BuildOutput, build_artifact
+    from hatch_wasm_oci.build.settings import parse_settings
     from hatch_wasm_oci.errors import WasmOciError
-    from hatch_wasm_oci.settings import parse_settings
 
     (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
     out = tmp_path / "dist" / "wasm-oci"
@@ -443,9 +443,9 @@ def test_install_from_another_file_system_replaces_the_earlier_build(
     import os
     import tempfile
 
-    from hatch_wasm_oci.component_build import build_artifact, install_artifact
-    from hatch_wasm_oci.layout_reader import OciLayout
-    from hatch_wasm_oci.settings import parse_settings
+    from hatch_wasm_oci.build.pipeline import build_artifact, install_artifact
+    from hatch_wasm_oci.build.settings import parse_settings
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
 
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci import oci_config
 from hatch_wasm_oci.errors import LayoutError, WasmOciError
-from hatch_wasm_oci.layout import LayoutWriter, pack
-from hatch_wasm_oci.layout_reader import OciLayout, find_layouts
+from hatch_wasm_oci.oci import config as oci_config
+from hatch_wasm_oci.oci.layout import LayoutWriter, pack
+from hatch_wasm_oci.oci.layout_reader import OciLayout, find_layouts
 from tests.padding import append_custom_section
 from tests.wasm_fixtures import wit_world
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.layout_reader import OciLayout, find_layouts
+from hatch_wasm_oci.oci.layout_reader import OciLayout, find_layouts
 from tests.fault_proxy import FaultProxy
 from tests.registry_fixtures import (
     RegistryServer,

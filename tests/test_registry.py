@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.layout_reader import OciLayout
+from hatch_wasm_oci.oci.layout_reader import OciLayout
 from tests.fault_proxy import FaultProxy
 from tests.registry_fixtures import (
     RegistryServer,

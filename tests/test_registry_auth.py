@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import RegistryError
-from hatch_wasm_oci.layout_reader import OciLayout
-from hatch_wasm_oci.reference import parse_reference
-from hatch_wasm_oci.registry_errors import http_error
+from hatch_wasm_oci.oci.layout_reader import OciLayout
+from hatch_wasm_oci.registry.credentials import resolve_credentials
+from hatch_wasm_oci.registry.errors import http_error
+from hatch_wasm_oci.registry.reference import parse_reference
 from tests.registry_fixtures import (
     RegistryServer,
     clean_env,
@@ -65,7 +65,7 @@ def test_environment_beats_docker_config_and_needs_both(tmp_path: Path) -> None:
 
 
 def test_pull_reads_the_retry_bound_from_the_given_environ(tmp_path: Path) -> None:
-    from hatch_wasm_oci.registry_pull import pull
+    from hatch_wasm_oci.registry.pull import pull
 
     environ = {"HATCH_WASM_OCI_MAX_RETRY_SECONDS": "soon", "HOME": str(tmp_path)}
     with pytest.raises(RegistryError, match="HATCH_WASM_OCI_MAX_RETRY_SECONDS must be a number"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.layout_reader import OciLayout
+from hatch_wasm_oci.oci.layout_reader import OciLayout
 from tests.fault_proxy import FaultProxy, Rule
 from tests.registry_fixtures import (
     RegistryServer,

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from hatch_wasm_oci.errors import ConfigurationError
-from hatch_wasm_oci.project_annotations import git_revision, metadata_fields, project_annotations
-from hatch_wasm_oci.settings import (
+from hatch_wasm_oci.build.annotations import git_revision, metadata_fields, project_annotations
+from hatch_wasm_oci.build.settings import (
     HOOK_TABLE,
     TARGET_TABLE,
     CommandSource,
@@ -17,6 +16,7 @@ from hatch_wasm_oci.settings import (
     PrebuiltSource,
     parse_settings,
 )
+from hatch_wasm_oci.errors import ConfigurationError
 
 T = TARGET_TABLE
 

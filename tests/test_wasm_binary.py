@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hatch_wasm_oci.errors import WasmFormatError
-from hatch_wasm_oci.leb128 import encode_u32
-from hatch_wasm_oci.wasm_binary import WasmKind, WasmMetadata, read_wasm, section_headers
+from hatch_wasm_oci.wasm.binary import WasmKind, WasmMetadata, read_wasm, section_headers
+from hatch_wasm_oci.wasm.leb128 import encode_u32
 from tests.wasm_fixtures import wasm_tools, wasm_tools_run, wit_world
 
 COMPONENT_FIXTURES = ["calc_component", "cli_component", "http_component", "tiny_component"]

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hatch_wasm_oci.errors import WasmFormatError
-from hatch_wasm_oci.leb128 import encode_u32
-from hatch_wasm_oci.wasm_binary import WasmInfo, WasmKind, read_wasm, section_headers
-from hatch_wasm_oci.wasm_metadata import embed_metadata
+from hatch_wasm_oci.wasm.binary import WasmInfo, WasmKind, read_wasm, section_headers
+from hatch_wasm_oci.wasm.leb128 import encode_u32
+from hatch_wasm_oci.wasm.metadata import embed_metadata
 
 SMALL_FIXTURES = ["tiny_component", "wit_package", "core_module"]
 Mutation = Callable[[bytearray], bytearray]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci import wasm_metadata
 from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
-from hatch_wasm_oci.wasm_binary import METADATA_FIELDS, read_wasm, section_headers
-from hatch_wasm_oci.wasm_metadata import embed_metadata
+from hatch_wasm_oci.wasm import metadata as wasm_metadata
+from hatch_wasm_oci.wasm.binary import METADATA_FIELDS, read_wasm, section_headers
+from hatch_wasm_oci.wasm.metadata import embed_metadata
 from tests.wasm_fixtures import wasm_tools, wit_world
 
 FIELDS = {

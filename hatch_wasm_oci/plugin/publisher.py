@@ -112,7 +112,7 @@ class WasmOciPublisher(PublisherInterface):
         return settings
 
     def _layouts(self, artifacts: list[str]) -> list[Path]:
-        from hatch_wasm_oci.layout_reader import find_layouts
+        from hatch_wasm_oci.oci.layout_reader import find_layouts
 
         root = Path(self.root)
         if not artifacts:
@@ -137,9 +137,9 @@ class WasmOciPublisher(PublisherInterface):
         return layouts
 
     def _publish(self, artifacts: list[str], options: dict[str, Any]) -> None:
-        from hatch_wasm_oci.layout_reader import OciLayout
-        from hatch_wasm_oci.registry_cli import write_summary
-        from hatch_wasm_oci.registry_push import (
+        from hatch_wasm_oci.files.atomic import write_json
+        from hatch_wasm_oci.oci.layout_reader import OciLayout
+        from hatch_wasm_oci.registry.push import (
             PushOptions,
             PushResult,
             chunked_above_from_env,
@@ -191,4 +191,4 @@ class WasmOciPublisher(PublisherInterface):
         summary_path = Path(str(summary)) if summary else Path(self.root) / "dist" / SUMMARY_NAME
         if not summary_path.is_absolute():
             summary_path = Path(self.root) / summary_path
-        write_summary(summary_path, total.summary())
+        write_json(summary_path, total.summary())

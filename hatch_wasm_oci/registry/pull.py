@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci import oci_config
-from hatch_wasm_oci.atomic_files import replacing
-from hatch_wasm_oci.digest import CHUNK_SIZE
-from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import LayoutError, RegistryError
-from hatch_wasm_oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
-from hatch_wasm_oci.reference import Reference, parse_reference
-from hatch_wasm_oci.registry_client import Backoff, RegistryClient, RetryPolicy
-from hatch_wasm_oci.registry_errors import json_object, registry_codes
-from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS
+from hatch_wasm_oci.files.atomic import replacing
+from hatch_wasm_oci.files.digest import CHUNK_SIZE
+from hatch_wasm_oci.oci import config as oci_config
+from hatch_wasm_oci.oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
+from hatch_wasm_oci.registry.client import Backoff, RegistryClient, RetryPolicy
+from hatch_wasm_oci.registry.credentials import resolve_credentials
+from hatch_wasm_oci.registry.errors import json_object, registry_codes
+from hatch_wasm_oci.registry.reference import Reference, parse_reference
+from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS
 
 MAX_MANIFEST_SIZE = 4 << 20
 LAYOUT_DIR_NAME = "layout"

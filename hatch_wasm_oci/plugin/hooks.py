@@ -13,20 +13,20 @@ from hatchling.plugin import hookimpl
 
 @hookimpl
 def hatch_register_builder() -> Any:
-    from hatch_wasm_oci.builder import WasmOciBuilder
+    from hatch_wasm_oci.plugin.builder import WasmOciBuilder
 
     return WasmOciBuilder
 
 
 @hookimpl
 def hatch_register_build_hook() -> Any:
-    from hatch_wasm_oci.build_hook import WasmOciBuildHook
+    from hatch_wasm_oci.plugin.build_hook import WasmOciBuildHook
 
     return WasmOciBuildHook
 
 
 @hookimpl
 def hatch_register_publisher() -> Any:
-    from hatch_wasm_oci.publisher import WasmOciPublisher
+    from hatch_wasm_oci.plugin.publisher import WasmOciPublisher
 
     return WasmOciPublisher

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from hatchling.builders.config import BuilderConfig, env_var_enabled
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-from hatch_wasm_oci.builder import OUTPUT_SUBDIR, abort_build, build_for_hatch, remove_output
 from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.plugin.builder import OUTPUT_SUBDIR, abort_build, build_for_hatch, remove_output
 
 if TYPE_CHECKING:
-    from hatch_wasm_oci.component_build import BuildOutput
+    from hatch_wasm_oci.build.pipeline import BuildOutput
 
 #: Staging directories are ``<tempdir>/hatch-wasm-oci-staging-<pid>-<random>``.
 STAGING_PREFIX = "hatch-wasm-oci-staging-"
@@ -97,7 +97,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
     _discard: weakref.finalize[Any, Any] | None = None
 
     def _table(self) -> str:
-        from hatch_wasm_oci.settings import HOOK_TABLE, PLUGIN_NAME
+        from hatch_wasm_oci.build.settings import HOOK_TABLE, PLUGIN_NAME
 
         target_hooks = self.build_config.target_config.get("hooks", {})
         if isinstance(target_hooks, dict) and PLUGIN_NAME in target_hooks:
@@ -113,7 +113,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name not in ("wheel", "sdist"):
             return  # the wasm-oci target builds the layout itself; other targets don't need it
-        from hatch_wasm_oci.settings import parse_settings
+        from hatch_wasm_oci.build.settings import parse_settings
 
         self._drop_staging()
         try:
@@ -153,7 +153,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
 
     def _install(self) -> None:
         """Move the staged layout next to the build's artifacts."""
-        from hatch_wasm_oci.component_build import install_artifact
+        from hatch_wasm_oci.build.pipeline import install_artifact
 
         staged = self._staged
         assert staged is not None

@@ -8,17 +8,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci import oci_config
-from hatch_wasm_oci.digest import file_digest
 from hatch_wasm_oci.errors import LayoutError
-from hatch_wasm_oci.layout import (
+from hatch_wasm_oci.files.digest import file_digest
+from hatch_wasm_oci.oci import config as oci_config
+from hatch_wasm_oci.oci.layout import (
     LAYOUT_FILE,
     REF_NAME,
     Descriptor,
     blob_relpath,
     read_index,
 )
-from hatch_wasm_oci.tags import TAG_PATTERN
+from hatch_wasm_oci.oci.tags import TAG_PATTERN
 
 # Manifests and configs are small; a larger one is refused before it is read into memory.
 MAX_DOCUMENT_SIZE = 4 << 20

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hatch_wasm_oci import oci_config
-from hatch_wasm_oci.atomic_files import atomic_write, remove_stale, replacing, staging_prefix
-from hatch_wasm_oci.digest import CHUNK_SIZE
 from hatch_wasm_oci.errors import LayoutError, WasmOciError
-from hatch_wasm_oci.tags import validate_tag
+from hatch_wasm_oci.files.atomic import atomic_write, remove_stale, replacing, staging_prefix
+from hatch_wasm_oci.files.digest import CHUNK_SIZE
+from hatch_wasm_oci.oci import config as oci_config
+from hatch_wasm_oci.oci.tags import validate_tag
 
 REF_NAME = "org.opencontainers.image.ref.name"
 TITLE = "org.opencontainers.image.title"
@@ -256,7 +256,7 @@ def pack(
     ``created`` defaults to SOURCE_DATE_EPOCH or a fixed time, so equal inputs give equal
     digests. With ``tar`` the layout is also written as ``<out>.tar``.
     """
-    from hatch_wasm_oci.wasm_binary import read_wasm
+    from hatch_wasm_oci.wasm.binary import read_wasm
 
     wasm, out = Path(wasm), Path(out)
     tag_list = [validate_tag(t) for t in tags]

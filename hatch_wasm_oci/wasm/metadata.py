@@ -18,15 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from hatch_wasm_oci.atomic_files import replacing
 from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
-from hatch_wasm_oci.leb128 import LebError, decode_unsigned, encode_u32
-from hatch_wasm_oci.wasm_binary import (
+from hatch_wasm_oci.files.atomic import replacing
+from hatch_wasm_oci.wasm.binary import (
     METADATA_FIELDS,
     SectionHeader,
     WasmKind,
     read_wasm_sections,
 )
+from hatch_wasm_oci.wasm.leb128 import LebError, decode_unsigned, encode_u32
 
 __all__ = ["EMBEDDABLE_FIELDS", "METADATA_FIELDS", "embed_metadata", "normalize_field"]
 

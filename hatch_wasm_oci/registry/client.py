@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from hatch_wasm_oci.docker_auth import Credentials
 from hatch_wasm_oci.errors import RegistryError
-from hatch_wasm_oci.registry_errors import credentials_hint, http_error
-from hatch_wasm_oci.registry_http import TRANSPORT_ERRORS, Response, Transport, basic_auth
+from hatch_wasm_oci.registry.credentials import Credentials
+from hatch_wasm_oci.registry.errors import credentials_hint, http_error
+from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS, Response, Transport, basic_auth
 
 RETRY_SECONDS_ENV = "HATCH_WASM_OCI_MAX_RETRY_SECONDS"
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})

@@ -2,7 +2,7 @@
 
 Writes ``dist/wasm-oci/<name>-<version>/`` (an OCI image layout holding the component) and,
 with ``tar = true``, ``dist/wasm-oci/<name>-<version>.tar``. ``hatch clean -t wasm-oci``
-removes ``dist/wasm-oci/``. A thin adapter over :mod:`hatch_wasm_oci.component_build`.
+removes ``dist/wasm-oci/``. A thin adapter over :mod:`hatch_wasm_oci.build.pipeline`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from hatchling.plugin.manager import PluginManager
 from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
 
 if TYPE_CHECKING:
-    from hatch_wasm_oci.component_build import BuildOutput
-    from hatch_wasm_oci.settings import WasmOciSettings
+    from hatch_wasm_oci.build.pipeline import BuildOutput
+    from hatch_wasm_oci.build.settings import WasmOciSettings
 
 OUTPUT_SUBDIR = "wasm-oci"
 
@@ -31,7 +31,7 @@ def abort_build(app: Any, error: WasmOciError, *, context: str = "wasm-oci") -> 
 
     A failed external step's own output (componentize-py, ``command``) is shown first.
     """
-    from hatch_wasm_oci.componentize import BuildStepError
+    from hatch_wasm_oci.build.componentize import BuildStepError
 
     if isinstance(error, BuildStepError) and error.output.strip():
         for line in error.output.rstrip().splitlines():
@@ -123,7 +123,7 @@ def build_for_hatch(
     caller installs from later.
     An OSError becomes a one-line LayoutError.
     """
-    from hatch_wasm_oci.component_build import build_artifact
+    from hatch_wasm_oci.build.pipeline import build_artifact
 
     try:
         return build_artifact(
@@ -159,7 +159,7 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
 
     def build_standard(self, directory: str, **build_data: Any) -> str:
         """Build the layout; returns its directory (Hatch prints it)."""
-        from hatch_wasm_oci.settings import TARGET_TABLE, parse_settings
+        from hatch_wasm_oci.build.settings import TARGET_TABLE, parse_settings
 
         build_dir = Path(directory)
         try:

@@ -13,21 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.docker_auth import resolve_credentials
 from hatch_wasm_oci.errors import LayoutError, RegistryError
-from hatch_wasm_oci.layout import Descriptor
-from hatch_wasm_oci.layout_reader import OciLayout
-from hatch_wasm_oci.reference import Reference, parse_reference
-from hatch_wasm_oci.registry_client import (
+from hatch_wasm_oci.oci.layout import Descriptor
+from hatch_wasm_oci.oci.layout_reader import OciLayout
+from hatch_wasm_oci.registry.client import (
     Backoff,
     Progress,
     RegistryClient,
     RetryPolicy,
     TransientError,
 )
-from hatch_wasm_oci.registry_errors import CHUNK_ENV, registry_codes
-from hatch_wasm_oci.registry_http import FileBody
-from hatch_wasm_oci.registry_mounts import BlobLocations
+from hatch_wasm_oci.registry.credentials import resolve_credentials
+from hatch_wasm_oci.registry.errors import CHUNK_ENV, registry_codes
+from hatch_wasm_oci.registry.mounts import BlobLocations
+from hatch_wasm_oci.registry.reference import Reference, parse_reference
+from hatch_wasm_oci.registry.transport import FileBody
 
 DEFAULT_CHUNKED_ABOVE = 1 << 30
 DEFAULT_CHUNK_SIZE = 64 << 20

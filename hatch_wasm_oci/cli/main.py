@@ -25,9 +25,9 @@ def _print_json(obj: Any) -> None:
 
 def inspect_wasm(path: Path) -> dict[str, Any]:
     """What ``inspect`` shows for a ``.wasm``: kind, size, metadata and the derived config."""
-    from hatch_wasm_oci import oci_config
-    from hatch_wasm_oci.digest import file_digest
-    from hatch_wasm_oci.wasm_binary import read_wasm
+    from hatch_wasm_oci.files.digest import file_digest
+    from hatch_wasm_oci.oci import config as oci_config
+    from hatch_wasm_oci.wasm.binary import read_wasm
 
     info = read_wasm(path)
     digest = file_digest(path)
@@ -44,7 +44,7 @@ def inspect_wasm(path: Path) -> dict[str, Any]:
 
 def inspect_layout(path: Path) -> dict[str, Any]:
     """What ``inspect`` shows for a layout: its tags, and each manifest with its config."""
-    from hatch_wasm_oci.layout_reader import OciLayout
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
 
     layout = OciLayout.open(path)
     manifests = []
@@ -86,7 +86,7 @@ def _parse_annotations(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from hatch_wasm_oci.layout import pack
+    from hatch_wasm_oci.oci.layout import pack
 
     result = pack(
         Path(args.wasm),
@@ -105,7 +105,7 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from hatch_wasm_oci.layout_reader import OciLayout
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
 
     layout = OciLayout.open(Path(args.layout))
     layout.verify()
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("layout", metavar="LAYOUT_DIR")
     verify.set_defaults(handler=_cmd_verify)
 
-    from hatch_wasm_oci.registry_cli import add_commands  # argparse only; registry code is lazy
+    from hatch_wasm_oci.cli.registry import add_commands  # argparse only; registry code is lazy
 
     add_commands(commands)
     return parser

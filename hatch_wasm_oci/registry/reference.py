@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from hatch_wasm_oci.errors import RegistryError
-from hatch_wasm_oci.tags import TAG_PATTERN
+from hatch_wasm_oci.oci.tags import TAG_PATTERN
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"

@@ -79,3 +79,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     with replacing(path, mode) as sink:
         sink.write(data)
+
+
+def write_json(path: Path, document: object) -> None:
+    """Write ``document`` as indented, key-sorted JSON, atomically (parents created)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())

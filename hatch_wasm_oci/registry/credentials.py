@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatch_wasm_oci.errors import RegistryError
-from hatch_wasm_oci.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY
-from hatch_wasm_oci.registry_errors import json_object
+from hatch_wasm_oci.registry.errors import json_object
+from hatch_wasm_oci.registry.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY
 
 ENV_USERNAME = "HATCH_WASM_OCI_USERNAME"
 ENV_PASSWORD = "HATCH_WASM_OCI_PASSWORD"

@@ -48,19 +48,9 @@ def _transport_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Write the JSON summary atomically."""
-    import json
-
-    from hatch_wasm_oci.atomic_files import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
-
-
 def _cmd_push(args: argparse.Namespace) -> int:
-    from hatch_wasm_oci.layout_reader import OciLayout
-    from hatch_wasm_oci.registry_push import (
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+    from hatch_wasm_oci.registry.push import (
         PushOptions,
         chunked_above_from_env,
         dry_run,
@@ -85,12 +75,14 @@ def _cmd_push(args: argparse.Namespace) -> int:
         for ref in result.references:
             print(ref.line)
     if args.summary:
-        write_summary(args.summary, result.summary())
+        from hatch_wasm_oci.files.atomic import write_json
+
+        write_json(args.summary, result.summary())
     return 0
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
-    from hatch_wasm_oci.registry_pull import pull
+    from hatch_wasm_oci.registry.pull import pull
 
     result = pull(args.reference, args.output, plain_http=args.plain_http, ca_file=args.ca_file)
     pinned = result.reference if "@" in result.reference else f"{result.reference}@{result.digest}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hatch_wasm_oci.errors import WasmOciError
 
 if TYPE_CHECKING:
-    from hatch_wasm_oci.wasm_binary import WasmInfo
+    from hatch_wasm_oci.wasm.binary import WasmInfo
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"

@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import BinaryIO, NamedTuple
 
 from hatch_wasm_oci.errors import WasmFormatError
-from hatch_wasm_oci.leb128 import LebError, decode_unsigned
+from hatch_wasm_oci.wasm.leb128 import LebError, decode_unsigned
 
 __all__ = [
     "METADATA_FIELDS",

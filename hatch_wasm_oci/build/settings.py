@@ -285,7 +285,7 @@ def _componentize_py(
 def _expand_tags(
     templates: tuple[str, ...], version: str, path: str, problems: _Problems
 ) -> tuple[str, ...]:
-    from hatch_wasm_oci.tags import validate_tag, version_to_tag
+    from hatch_wasm_oci.oci.tags import validate_tag, version_to_tag
 
     tags: list[str] = []
     for index, template in enumerate(templates):
@@ -458,7 +458,7 @@ def wasm_path_problem(root: Path, rel: str, *, after: str = "") -> str | None:
 def check_wasm_file(path: Path) -> str | None:
     """None if ``path`` reads as a Wasm module or component, else the reader's one-line reason."""
     from hatch_wasm_oci.errors import WasmFormatError
-    from hatch_wasm_oci.wasm_binary import read_wasm
+    from hatch_wasm_oci.wasm.binary import read_wasm
 
     try:
         read_wasm(path)

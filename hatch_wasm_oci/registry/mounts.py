@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.atomic_files import atomic_write
+from hatch_wasm_oci.files.atomic import atomic_write
 
 MAX_REPOS_PER_BLOB = 8
 MAX_BLOBS_PER_HOST = 2000

@@ -1,7 +1,7 @@
 """The Hatch-free build pipeline: produce the ``.wasm``, stamp its metadata, pack the OCI layout.
 
 The component comes from componentize-py, a user ``command`` or a prebuilt ``path``
-(see :mod:`hatch_wasm_oci.settings`). The layout is staged in a temporary directory and
+(see :mod:`hatch_wasm_oci.build.settings`). The layout is staged in a temporary directory and
 moved to ``<out_dir>/<name>-<version>/`` (plus ``<name>-<version>.tar`` with ``tar = true``)
 only once everything succeeded: a failed build leaves nothing behind.
 """
@@ -20,24 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci import project_annotations as pa
-from hatch_wasm_oci.atomic_files import remove_stale, staging_prefix
-from hatch_wasm_oci.componentize import (
+from hatch_wasm_oci.build import annotations as pa
+from hatch_wasm_oci.build.componentize import (
     BuildStepError,
     Log,
     componentize,
     qualified_world,
     run_step,
 )
-from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
-from hatch_wasm_oci.layout import PackResult, blob_relpath
-from hatch_wasm_oci.settings import (
+from hatch_wasm_oci.build.settings import (
     CommandSource,
     ComponentizePySource,
     PrebuiltSource,
     WasmOciSettings,
     wasm_path_problem,
 )
+from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
+from hatch_wasm_oci.files.atomic import remove_stale, staging_prefix
+from hatch_wasm_oci.oci.layout import PackResult, blob_relpath
 
 __all__ = [
     "BuildOutput",
@@ -130,7 +130,7 @@ def embeddable_fields(annotations: Mapping[str, str], log: Log) -> dict[str, str
     A value it would reject (a license that is not an SPDX expression, a URL that is not
     absolute) stays an annotation only, with a notice.
     """
-    from hatch_wasm_oci.wasm_metadata import normalize_field
+    from hatch_wasm_oci.wasm.metadata import normalize_field
 
     fields: dict[str, str] = {}
     for name, value in pa.metadata_fields(annotations).items():
@@ -237,8 +237,8 @@ def build_artifact(
     Raises WasmOciError subclasses (ConfigurationError, BuildStepError, ...) with one-line
     messages.
     """
-    from hatch_wasm_oci.layout import pack
-    from hatch_wasm_oci.oci_config import created_timestamp
+    from hatch_wasm_oci.oci.config import created_timestamp
+    from hatch_wasm_oci.oci.layout import pack
 
     root = Path(root)
     out_dir = Path(out_dir)
@@ -265,7 +265,7 @@ def build_artifact(
         component = work / f"{base}.wasm"
         fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
         if fields:
-            from hatch_wasm_oci.wasm_metadata import embed_metadata
+            from hatch_wasm_oci.wasm.metadata import embed_metadata
 
             embed_metadata(wasm, component, fields)
         else:

@@ -1,0 +1,4 @@
+"""The ``hatch-wasm-oci`` command line.
+
+Imports the core layers; never Hatch, never ``plugin``.
+"""
