@@ -24,6 +24,14 @@ class LayoutError(WasmOciError):
     """An OCI image layout cannot be written, or one on disk breaks the rules."""
 
 
+class ArtifactError(LayoutError):
+    """A manifest, index, config or descriptor breaks the OCI or Wasm OCI artifact rules.
+
+    Raised by the one artifact model in ``hatch_wasm_oci.oci``; ``verify`` and ``pull`` report
+    the same message for the same document.
+    """
+
+
 class ConfigurationError(WasmOciError):
     """User configuration is invalid; ``problems`` lists every problem, each with its TOML path."""
 

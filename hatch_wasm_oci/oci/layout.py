@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,6 +23,9 @@ from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.files.atomic import atomic_write, remove_stale, replacing, staging_prefix
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.oci import config as oci_config
+from hatch_wasm_oci.oci import media_types as mt
+from hatch_wasm_oci.oci.descriptor import Descriptor
+from hatch_wasm_oci.oci.manifest import WasmManifest
 from hatch_wasm_oci.oci.tags import validate_tag
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -32,36 +35,6 @@ LAYOUT_FILE = "oci-layout"
 # Blobs being written are ``blobs/sha256/.incoming.PID.RANDOM`` until renamed to their digest.
 INCOMING = "incoming"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor: what a manifest or an index points at."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return oci_config.descriptor_json(self.media_type, self.digest, self.size, self.annotations)
-
-    @classmethod
-    def from_json(cls, obj: Any) -> Descriptor:
-        """Parse a descriptor object; raises LayoutError when a field is missing or mistyped."""
-        if not isinstance(obj, dict):
-            raise LayoutError("a descriptor is not a JSON object")
-        media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
-        annotations = obj.get("annotations") or {}
-        if not isinstance(media_type, str) or not isinstance(digest, str):
-            raise LayoutError("a descriptor lacks a string mediaType or digest")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise LayoutError(f"descriptor {digest} has no valid size")
-        if not isinstance(annotations, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
-        ):
-            raise LayoutError(f"descriptor {digest} has annotations that are not strings")
-        return cls(media_type, digest, size, dict(annotations))
 
 
 @dataclass(frozen=True)
@@ -111,6 +84,7 @@ class LayoutWriter:
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
         self._entries: dict[str, Descriptor] = {}
+        self._untagged: dict[str, Descriptor] = {}
         self._added: list[Path] = []
         self._committed = False
         if self.out.exists():
@@ -197,6 +171,14 @@ class LayoutWriter:
         """Point ``tag`` at a manifest already stored with ``add_blob``."""
         self._entries[validate_tag(tag)] = manifest
 
+    def add_untagged(self, manifest: Descriptor) -> None:
+        """List a manifest already stored with ``add_blob`` in ``index.json`` without a tag."""
+        self._untagged[manifest.digest] = manifest
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a blob this writer stored is, before and after ``commit()``."""
+        return (self.out if self._committed else self._root) / blob_relpath(digest)
+
     def commit(self) -> None:
         """Write ``oci-layout`` and the merged ``index.json``; make a new layout appear."""
         kept = [
@@ -212,7 +194,9 @@ class LayoutWriter:
             for tag, d in sorted(self._entries.items())
         ]
         index = dict(self._index)
-        index["manifests"] = kept + added
+        listed = {entry.get("digest") for entry in kept if isinstance(entry, dict)}
+        untagged = [d.to_json() for digest, d in self._untagged.items() if digest not in listed]
+        index["manifests"] = kept + added + untagged
         atomic_write(self._root / LAYOUT_FILE, oci_config.canonical_json(LAYOUT_VERSION))
         atomic_write(self._root / "index.json", oci_config.canonical_json(index))
         if not self._existing:
@@ -277,21 +261,15 @@ def pack(
             layer_digest, layer_size = writer.add_blob_from(source)
             if layer_size != info.size:
                 raise WasmOciError(f"{wasm}: changed while it was being packed")
-            layer = Descriptor(
-                oci_config.LAYER_MEDIA_TYPE, layer_digest, layer_size, {TITLE: wasm.name}
-            )
-            config_doc = oci_config.wasm_config(
+            layer = Descriptor(mt.WASM_LAYER, layer_digest, layer_size, {TITLE: wasm.name})
+            config_data = oci_config.config_for(
                 info, [layer_digest], created=stamp, author=author, target=target
-            )
-            config_digest, config_size = writer.add_blob(oci_config.canonical_json(config_doc))
-            config = Descriptor(oci_config.CONFIG_MEDIA_TYPE, config_digest, config_size)
-            manifest_doc = oci_config.image_manifest(
-                config.to_json(), layer.to_json(), manifest_annotations
-            )
-            manifest_digest, manifest_size = writer.add_blob(
-                oci_config.canonical_json(manifest_doc)
-            )
-            manifest = Descriptor(oci_config.MANIFEST_MEDIA_TYPE, manifest_digest, manifest_size)
+            ).to_bytes()
+            config_digest, config_size = writer.add_blob(config_data)
+            config = Descriptor(mt.WASM_CONFIG, config_digest, config_size)
+            manifest_data = WasmManifest(config, layer, manifest_annotations).to_bytes()
+            manifest_digest, manifest_size = writer.add_blob(manifest_data)
+            manifest = Descriptor(mt.MANIFEST, manifest_digest, manifest_size)
             for tag in tag_list:
                 writer.tag(tag, manifest)
             writer.commit()

@@ -10,18 +10,16 @@ from typing import Any
 
 from hatch_wasm_oci.errors import LayoutError
 from hatch_wasm_oci.files.digest import file_digest
-from hatch_wasm_oci.oci import config as oci_config
-from hatch_wasm_oci.oci.layout import (
-    LAYOUT_FILE,
-    REF_NAME,
-    Descriptor,
-    blob_relpath,
-    read_index,
-)
+from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
+from hatch_wasm_oci.oci import media_types
+from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
+from hatch_wasm_oci.oci.descriptor import Descriptor
+from hatch_wasm_oci.oci.layout import LAYOUT_FILE, REF_NAME, blob_relpath, read_index
+from hatch_wasm_oci.oci.manifest import WasmManifest
 from hatch_wasm_oci.oci.tags import TAG_PATTERN
 
 # Manifests and configs are small; a larger one is refused before it is read into memory.
-MAX_DOCUMENT_SIZE = 4 << 20
+MAX_DOCUMENT_SIZE = media_types.MAX_DOCUMENT_SIZE
 
 
 class OciLayout:
@@ -118,16 +116,17 @@ class OciLayout:
 
     def layer(self, ref: Descriptor | str) -> Descriptor:
         """The single ``application/wasm`` layer of a manifest."""
-        layers = self.manifest(ref).get("layers")
-        if not isinstance(layers, list) or len(layers) != 1:
-            raise LayoutError(f"{self.path}: manifest must have exactly one layer")
-        return Descriptor.from_json(layers[0])
+        return self.wasm_manifest(ref).layer
 
     def verify(self) -> None:
         """Check every rule and re-hash every blob; LayoutError lists each problem found."""
         problems = self.problems()
         if problems:
             raise LayoutError(f"{self.path}: " + "; ".join(problems))
+
+    def wasm_manifest(self, ref: Descriptor | str) -> WasmManifest:
+        """The manifest ``ref`` names, parsed by the artifact model."""
+        return WasmManifest.parse(self.manifest_bytes(ref))
 
     def problems(self) -> list[str]:
         """Every way this layout breaks the OCI layout or Wasm artifact rules (empty if none)."""
@@ -139,12 +138,20 @@ class OciLayout:
         if not manifests:
             problems.append("index.json lists no manifests")
         checked: dict[str, str | None] = {}
+        first_entry: dict[str, int] = {}
         for i, desc in enumerate(manifests):
             where = f"manifests[{i}]"
             tag = desc.annotations.get(REF_NAME)
-            if tag is not None and not TAG_PATTERN.fullmatch(tag):
-                problems.append(f"{where}: tag {tag!r} breaks the OCI tag grammar")
-            if desc.media_type != oci_config.MANIFEST_MEDIA_TYPE:
+            if tag is not None:
+                if not TAG_PATTERN.fullmatch(tag):
+                    problems.append(f"{where}: tag {tag[:200]!r} breaks the OCI tag grammar")
+                elif tag in first_entry:
+                    problems.append(
+                        f"{where}: tag {tag!r} is listed twice "
+                        f"(also manifests[{first_entry[tag]}]); readers disagree on which wins"
+                    )
+                first_entry.setdefault(tag, i)
+            if desc.media_type != media_types.MANIFEST:
                 problems.append(f"{where}: mediaType {desc.media_type!r} is not an image manifest")
             if desc.digest not in checked:
                 checked[desc.digest] = self._manifest_problem(desc)
@@ -154,31 +161,17 @@ class OciLayout:
 
     def _manifest_problem(self, desc: Descriptor) -> str | None:
         try:
-            manifest = _parse_json(self.read_document(desc), "manifest")
-            if manifest.get("schemaVersion") != 2:
-                return "schemaVersion is not 2"
-            if manifest.get("mediaType") != oci_config.MANIFEST_MEDIA_TYPE:
-                return f"manifest mediaType is not {oci_config.MANIFEST_MEDIA_TYPE}"
-            config_desc = Descriptor.from_json(manifest.get("config"))
-            if config_desc.media_type != oci_config.CONFIG_MEDIA_TYPE:
-                wanted = oci_config.CONFIG_MEDIA_TYPE
-                return f"config mediaType {config_desc.media_type!r} is not {wanted}"
-            layers = manifest.get("layers")
-            if not isinstance(layers, list) or len(layers) != 1:
-                return "a Wasm artifact has exactly one layer"
-            layer = Descriptor.from_json(layers[0])
-            if layer.media_type != oci_config.LAYER_MEDIA_TYPE:
-                return f"layer mediaType {layer.media_type!r} is not {oci_config.LAYER_MEDIA_TYPE}"
-            config = _parse_json(self.read_document(config_desc), "config")
-            problem = _config_problem(config, [layer.digest])
-            if problem:
-                return f"config {config_desc.digest}: {problem}"
+            manifest = self.wasm_manifest(desc)
+            parse_config_of(manifest, self.read_document(manifest.config))
+            layer = manifest.layer
             path = self.blob_path(layer.digest)
             if not path.is_file():
                 return f"layer blob {layer.digest} is missing"
             size = path.stat().st_size
             if size != layer.size:
                 return f"layer blob {layer.digest} has {size} bytes, descriptor says {layer.size}"
+            with path.open("rb") as blob:
+                check_layer_head(manifest, blob.read(LAYER_HEAD_SIZE))
             if file_digest(path) != layer.digest:
                 return f"layer blob {layer.digest} does not match its digest"
         except LayoutError as exc:
@@ -190,35 +183,9 @@ class OciLayout:
 
 def _parse_json(data: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise LayoutError(f"{what} is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise LayoutError(f"{what} is not a JSON object")
-    return doc
-
-
-def _config_problem(config: dict[str, Any], layer_digests: list[str]) -> str | None:
-    if config.get("architecture") != oci_config.ARCHITECTURE:
-        return "architecture is not 'wasm'"
-    os_name = config.get("os")
-    if os_name not in ("wasip1", "wasip2"):
-        return f"os {os_name!r} is neither wasip1 nor wasip2"
-    if config.get("layerDigests") != layer_digests:
-        return "layerDigests do not list the manifest's layers"
-    if not isinstance(config.get("created"), str):
-        return "created is missing"
-    component = config.get("component")
-    if os_name == "wasip2":
-        if not isinstance(component, dict):
-            return "a wasip2 config must have a component object"
-        for key in ("imports", "exports"):
-            names = component.get(key)
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                return f"component.{key} is not a list of names"
-        if "target" in component and not isinstance(component["target"], str):
-            return "component.target is not a string"
-    return None
+        return parse_json_object(data, what, media_types.MAX_DOCUMENT_SIZE)
+    except JsonInputError as exc:
+        raise LayoutError(str(exc)) from None
 
 
 def find_layouts(root: Path) -> list[Path]:

@@ -14,25 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.errors import LayoutError, RegistryError
+from hatch_wasm_oci.errors import ArtifactError, LayoutError, RegistryError
 from hatch_wasm_oci.files.atomic import replacing
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
-from hatch_wasm_oci.oci import config as oci_config
-from hatch_wasm_oci.oci.layout import TITLE, Descriptor, LayoutWriter, blob_relpath
+from hatch_wasm_oci.oci import media_types as mt
+from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
+from hatch_wasm_oci.oci.descriptor import Descriptor
+from hatch_wasm_oci.oci.layout import TITLE, LayoutWriter, blob_relpath
+from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES, ImageIndex, WasmManifest, is_index
 from hatch_wasm_oci.registry.client import Backoff, RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
-from hatch_wasm_oci.registry.errors import json_object, registry_codes
+from hatch_wasm_oci.registry.errors import registry_codes
 from hatch_wasm_oci.registry.reference import Reference, parse_reference
 from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS
 
-MAX_MANIFEST_SIZE = 4 << 20
+MAX_MANIFEST_SIZE = mt.MAX_DOCUMENT_SIZE
 LAYOUT_DIR_NAME = "layout"
-ACCEPT = ", ".join(
-    [
-        oci_config.MANIFEST_MEDIA_TYPE,
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
+# A Wasm artifact is an OCI manifest; a tag may also hold an index that lists one.
+ACCEPT = ", ".join([mt.MANIFEST, *INDEX_MEDIA_TYPES])
 
 
 @dataclass(frozen=True)
@@ -78,30 +77,17 @@ def _wasm_name(layer: Descriptor, repository: str) -> str:
     return name
 
 
-def _parse_manifest(data: bytes, where: str) -> tuple[Descriptor, Descriptor]:
-    manifest = json_object(data, f"{where}: the manifest")
-    media_type = manifest.get("mediaType")
-    if media_type not in (None, oci_config.MANIFEST_MEDIA_TYPE):
-        raise RegistryError(f"{where}: {media_type} is not an OCI image manifest")
+def _parse_manifest(data: bytes, where: str) -> WasmManifest:
     try:
-        config = Descriptor.from_json(manifest.get("config"))
-        layers = [Descriptor.from_json(item) for item in manifest.get("layers") or []]
-    except LayoutError as exc:
+        return WasmManifest.parse(data)
+    except ArtifactError as exc:
         raise RegistryError(f"{where}: {exc}") from None
-    wasm = [layer for layer in layers if layer.media_type == oci_config.LAYER_MEDIA_TYPE]
-    if config.media_type != oci_config.CONFIG_MEDIA_TYPE or len(layers) != 1 or len(wasm) != 1:
-        raise RegistryError(
-            f"{where}: not a Wasm OCI artifact (config {config.media_type}, "
-            f"{len(layers)} layer(s), {len(wasm)} of them application/wasm)"
-        )
-    return config, wasm[0]
 
 
-def _get_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, str, str]:
-    """The manifest ``ref`` names: (bytes, digest, media type), its digest checked."""
+def _get_manifest(client: RegistryClient, ref: Reference, action: str) -> tuple[bytes, str, str]:
+    """The manifest or index ``ref`` names: (bytes, digest, media type), its digest checked."""
     repo, expected = ref.repository, ref.digest
     selector = ref.digest or ref.tag or "latest"
-    action = f"pulling {ref}"
     response = client.request(
         "GET",
         f"/v2/{repo}/manifests/{selector}",
@@ -134,8 +120,21 @@ def _get_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, str, s
             f"{action} failed: the registry announced {announced} but the manifest it sent "
             f"hashes to {digest}; nothing was written"
         )
-    media_type = response.headers.get("Content-Type", oci_config.MANIFEST_MEDIA_TYPE)
-    return data, digest, media_type.split(";")[0].strip()
+    media_type = response.headers.get("Content-Type", mt.MANIFEST).split(";")[0].strip()
+    return data, digest, media_type
+
+
+def _resolve_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, str, WasmManifest]:
+    """The Wasm manifest ``ref`` names, following an index to its wasm/wasip2 (or wasip1) entry."""
+    action = f"pulling {ref}"
+    data, digest, media_type = _get_manifest(client, ref, action)
+    if is_index(data, media_type):
+        try:
+            chosen = ImageIndex.parse(data).wasm_manifest()
+        except ArtifactError as exc:
+            raise RegistryError(f"{action}: {exc}") from None
+        data, digest, _ = _get_manifest(client, ref.with_digest(chosen.digest), action)
+    return data, digest, _parse_manifest(data, action)
 
 
 def _fetch_blob(
@@ -188,12 +187,11 @@ def pull(
         retry=RetryPolicy.from_env(environ),
     )
     client.want(ref.repository, "pull")
-    data, digest, media_type = _get_manifest(client, ref)
-    config, layer = _parse_manifest(data, f"pulling {ref}")
+    data, digest, manifest = _resolve_manifest(client, ref)
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     try:
-        return _write(client, ref, out_dir, data, digest, media_type, config, layer)
+        return _write(client, ref, out_dir, data, digest, manifest)
     except BaseException:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -206,18 +204,30 @@ def _write(
     out_dir: Path,
     data: bytes,
     digest: str,
-    media_type: str,
-    config: Descriptor,
-    layer: Descriptor,
+    manifest: WasmManifest,
 ) -> PullResult:
+    action = f"pulling {ref}"
+    layer = manifest.layer
     layout_path = out_dir / LAYOUT_DIR_NAME
     wasm_path = out_dir / _wasm_name(layer, ref.repository)
-    tag = ref.tag or digest.replace(":", "-")
     with LayoutWriter(layout_path) as writer:
-        for blob in (config, layer):
+        if manifest.config.size > mt.MAX_DOCUMENT_SIZE:
+            raise RegistryError(f"{action}: the config is larger than {mt.MAX_DOCUMENT_SIZE} bytes")
+        for blob in (manifest.config, layer):
             _fetch_blob(client, ref, blob, writer)
+        try:
+            parse_config_of(manifest, writer.blob_path(manifest.config.digest).read_bytes())
+            with writer.blob_path(layer.digest).open("rb") as head:
+                check_layer_head(manifest, head.read(LAYER_HEAD_SIZE))
+        except ArtifactError as exc:
+            raise RegistryError(f"{action}: {exc}") from None
         writer.add_blob(data)
-        writer.tag(tag, Descriptor(media_type, digest, len(data)))
+        stored = Descriptor(mt.MANIFEST, digest, len(data))
+        if ref.tag:
+            writer.tag(ref.tag, stored)
+        else:
+            # Pulled by digest: untagged, never sha256-<hex> (the referrers fallback tag).
+            writer.add_untagged(stored)
         writer.commit()
     blob_file = layout_path / blob_relpath(layer.digest)
     with blob_file.open("rb") as source, replacing(wasm_path) as sink:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci.errors import LayoutError, RegistryError
-from hatch_wasm_oci.oci.layout import Descriptor
+from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout_reader import OciLayout
 from hatch_wasm_oci.registry.client import (
     Backoff,
