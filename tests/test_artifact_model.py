@@ -1,0 +1,340 @@
+"""One artifact model: verify and pull accept the same artifacts and reject the same malformed
+ones with the same message; reference-shaped artifacts (as ``wkg oci push`` writes them) pass.
+
+Layouts here are written by hand from the spec and oci-wasm's types, not by our writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hatch_wasm_oci.oci.layout_reader import OciLayout
+from tests.registry_fixtures import (
+    RegistryServer,
+    clean_env,
+    plain_pull,
+    plain_push,
+    run_cli,
+    skopeo_tags,
+    unique_repo,
+)
+from tests.wasm_fixtures import wit_world
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+CONFIG = "application/vnd.wasm.config.v0+json"
+TITLE = "org.opencontainers.image.title"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def compact(obj: Any) -> bytes:
+    """serde_json's output: compact, keys in the order given (oci-wasm's struct order)."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def write_layout(root: Path, manifest: bytes, blobs: list[bytes], tag: str = "t") -> str:
+    """A layout holding ``manifest`` (tagged ``tag``) and ``blobs``, by hand."""
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    for blob in [manifest, *blobs]:
+        (root / "blobs" / "sha256" / sha(blob).split(":")[1]).write_bytes(blob)
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    entry = {
+        "mediaType": MANIFEST,
+        "digest": sha(manifest),
+        "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    }
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    return sha(manifest)
+
+
+def wkg_config(layer: bytes, imports: list[str], exports: list[str]) -> dict[str, Any]:
+    """oci-wasm's WasmConfig for a component, field for field (wall-clock created, nulls)."""
+    return {
+        "created": "2026-11-25T13:45:12.123456789Z",
+        "author": None,
+        "architecture": "wasm",
+        "os": "wasip2",
+        "layerDigests": [sha(layer)],
+        "component": {"exports": exports, "imports": imports, "target": None},
+    }
+
+
+def wkg_manifest(config: bytes, layer: bytes, name: str, **extra: Any) -> dict[str, Any]:
+    """oci-client's OciImageManifest as ``wkg oci push`` sends it: no manifest annotations."""
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": CONFIG, "digest": sha(config), "size": len(config)},
+        "layers": [
+            {
+                "mediaType": "application/wasm",
+                "digest": sha(layer),
+                "size": len(layer),
+                "annotations": {TITLE: name},
+            }
+        ],
+    }
+    manifest.update(extra)
+    return manifest
+
+
+def wkg_layout(
+    root: Path,
+    wasm: Path,
+    edit: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    layer: bytes | None = None,
+) -> Path:
+    data = wasm.read_bytes() if layer is None else layer
+    imports, exports = wit_world(wasm)
+    config = wkg_config(data, sorted(imports), sorted(exports))
+    manifest = wkg_manifest(b"", data, wasm.name)
+    if edit:
+        edit(manifest, config)
+    config_bytes = compact(config)
+    manifest["config"]["digest"] = sha(config_bytes)
+    manifest["config"]["size"] = len(config_bytes)
+    write_layout(root, compact(manifest), [config_bytes, data])
+    return root
+
+
+def test_reference_shaped_artifacts_verify_inspect_and_pull(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    def no_media_type(manifest: dict[str, Any], config: dict[str, Any]) -> None:
+        del manifest["mediaType"]
+        del config["author"]
+        del config["component"]["target"]
+        config["extra"] = {"unknown": True}
+
+    env = clean_env(tmp_path / "home")
+    for name, edit in (("wkg", None), ("bare", no_media_type)):
+        layout = wkg_layout(tmp_path / name, tiny_component, edit)
+        verified = run_cli("verify", layout, env=env)
+        assert verified.returncode == 0, verified.stderr
+        shown = run_cli("inspect", layout, env=env)
+        assert shown.returncode == 0, shown.stderr
+        repo = unique_repo(name)
+        pushed = plain_push(layout, f"{registry_anon.address}/{repo}:t", env)
+        assert pushed.returncode == 0, pushed.stderr
+        pulled = plain_pull(f"{registry_anon.address}/{repo}:t", tmp_path / f"{name}-out", env)
+        assert pulled.returncode == 0, pulled.stderr
+        assert (tmp_path / f"{name}-out" / tiny_component.name).read_bytes() == (
+            tiny_component.read_bytes()
+        )
+        again = run_cli("verify", tmp_path / f"{name}-out" / "layout", env=env)
+        assert again.returncode == 0, again.stderr
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    def edit(manifest: dict[str, Any], config: dict[str, Any]) -> None:
+        doc, *keys = path.split(".")
+        target = manifest if doc == "manifest" else config
+        for key in keys[:-1]:
+            target = target[key]
+        if value is DELETE:
+            del target[keys[-1]]
+        else:
+            target[keys[-1]] = value
+
+    return edit
+
+
+DELETE = object()
+# distribution refuses to store these manifests, so only verify sees them.
+REGISTRY_REFUSES = {"schema", "docker"}
+MALFORMED: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], None], bytes | None, str]] = [
+    (
+        "target5",
+        _set("config.component.target", 5),
+        None,
+        "component.target is neither null nor a string",
+    ),
+    ("targetbad", _set("config.component.target", "not a world!"), None, "is not a world name"),
+    ("nocreated", _set("config.created", DELETE), None, "created is missing"),
+    ("yesterday", _set("config.created", "yesterday"), None, "is not an RFC 3339 time"),
+    ("arch", _set("config.architecture", "amd64"), None, "architecture is not 'wasm'"),
+    ("os", _set("config.os", "linux"), None, "is neither wasip1 nor wasip2"),
+    ("nocomponent", _set("config.component", None), None, "must have a component object"),
+    ("imports", _set("config.component.imports", "x"), None, "component.imports is not a list"),
+    (
+        "digests",
+        _set("config.layerDigests", ["sha256:" + "0" * 64]),
+        None,
+        "layerDigests do not list",
+    ),
+    ("schema", _set("manifest.schemaVersion", 1), None, "schemaVersion is not 2"),
+    (
+        "docker",
+        _set("manifest.mediaType", "application/vnd.docker.distribution.manifest.v2+json"),
+        None,
+        "is not application/vnd.oci.image.manifest.v1+json",
+    ),
+    ("empty", lambda m, c: None, b"", "is empty"),
+    ("notwasm", lambda m, c: None, b"#!/bin/sh\necho hi\n", "is not a Wasm binary"),
+]
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_verify_and_pull_reject_the_same_with_the_same_message(
+    registry_anon: RegistryServer,
+    tiny_component: Path,
+    tmp_path: Path,
+    case: tuple[str, Callable[[dict[str, Any], dict[str, Any]], None], bytes | None, str],
+) -> None:
+    name, edit, layer, message = case
+    env = clean_env(tmp_path / "home")
+    layout = wkg_layout(tmp_path / name, tiny_component, edit, layer)
+    verified = run_cli("verify", layout, env=env)
+    assert verified.returncode == 2
+    assert message in verified.stderr
+    if name in REGISTRY_REFUSES:
+        return
+    repo = unique_repo(name)
+    pushed = plain_push(layout, f"{registry_anon.address}/{repo}:t", env)
+    assert pushed.returncode == 0, pushed.stderr
+    out = tmp_path / "out"
+    pulled = plain_pull(f"{registry_anon.address}/{repo}:t", out, env)
+    assert pulled.returncode == 2
+    assert message in pulled.stderr
+    assert len(pulled.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_verify_reports_duplicate_tags(tiny_component: Path, tmp_path: Path) -> None:
+    layout = wkg_layout(tmp_path / "dup", tiny_component)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"].append(dict(index["manifests"][0]))
+    (layout / "index.json").write_text(json.dumps(index))
+    verified = run_cli("verify", layout, env=clean_env(tmp_path / "home"))
+    assert verified.returncode == 2
+    assert "tag 't' is listed twice" in verified.stderr
+
+
+def test_pack_refuses_a_manifest_that_verify_and_push_would_refuse(
+    tiny_component: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hatch_wasm_oci.cli.main import main  # in-process: 6 MiB is past the argv limit
+
+    big = "x" * (6 << 20)
+    out = tmp_path / "big"
+    assert main(["pack", str(tiny_component), "-o", str(out), "--annotation", f"a.b={big}"]) == 2
+    err = capsys.readouterr().err
+    assert "over the 4194304-byte limit" in err
+    assert "largest annotation: a.b" in err
+    assert len(err.splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    # Just under the limit: pack, verify and the layout reader agree.
+    fits = "x" * ((4 << 20) - 2048)
+    out = tmp_path / "fits"
+    assert main(["pack", str(tiny_component), "-o", str(out), "--annotation", f"a.b={fits}"]) == 0
+    assert main(["verify", str(out)]) == 0
+
+
+def _put_manifest(
+    server: RegistryServer, repo: str, ref: str, data: bytes, media_type: str
+) -> None:
+    request = urllib.request.Request(
+        f"http://{server.address}/v2/{repo}/manifests/{ref}",
+        data=data,
+        method="PUT",
+        headers={"Content-Type": media_type},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+
+
+def test_pull_of_an_index_picks_the_wasm_manifest(
+    registry_anon: RegistryServer, tiny_component: Path, core_module: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo("index")
+    digests = {}
+    for name, wasm in (("component", tiny_component), ("module", core_module)):
+        packed = run_cli("pack", wasm, "-o", tmp_path / name, "-t", name, env=env)
+        assert packed.returncode == 0, packed.stderr
+        pushed = plain_push(tmp_path / name, f"{registry_anon.address}/{repo}:{name}", env)
+        assert pushed.returncode == 0, pushed.stderr
+        digests[name] = OciLayout.open(tmp_path / name).tags()[name]
+
+    def entry(name: str, os_name: str) -> dict[str, Any]:
+        d = digests[name]
+        return {
+            "mediaType": MANIFEST,
+            "digest": d.digest,
+            "size": d.size,
+            "platform": {"architecture": "wasm", "os": os_name},
+        }
+
+    both = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [entry("module", "wasip1"), entry("component", "wasip2")],
+    }
+    _put_manifest(registry_anon, repo, "both", compact(both), INDEX)
+    pulled = plain_pull(f"{registry_anon.address}/{repo}:both", tmp_path / "both", env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (tmp_path / "both" / tiny_component.name).read_bytes() == tiny_component.read_bytes()
+    assert (
+        OciLayout.open(tmp_path / "both" / "layout").tags()["both"].digest
+        == digests["component"].digest
+    )
+
+    only_module = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [entry("module", "wasip1")]}
+    _put_manifest(registry_anon, repo, "module-only", compact(only_module), INDEX)
+    pulled = plain_pull(f"{registry_anon.address}/{repo}:module-only", tmp_path / "m", env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (tmp_path / "m" / core_module.name).read_bytes() == core_module.read_bytes()
+
+    two = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [entry("component", "wasip2"), entry("module", "wasip2")],
+    }
+    _put_manifest(registry_anon, repo, "two", compact(two), INDEX)
+    failed = plain_pull(f"{registry_anon.address}/{repo}:two", tmp_path / "two", env)
+    assert failed.returncode == 2
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert "2 wasm/wasip2 manifests" in failed.stderr
+    assert digests["module"].digest in failed.stderr
+    assert not (tmp_path / "two").exists()
+
+    linux = dict(entry("component", "linux"), platform={"architecture": "amd64", "os": "linux"})
+    none = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [linux]}
+    _put_manifest(registry_anon, repo, "none", compact(none), INDEX)
+    failed = plain_pull(f"{registry_anon.address}/{repo}:none", tmp_path / "none", env)
+    assert failed.returncode == 2
+    assert f"amd64/linux {digests['component'].digest}" in failed.stderr
+    assert "no wasm/wasip2 or wasm/wasip1 manifest" in failed.stderr
+
+
+def test_pull_by_digest_then_push_creates_no_sha256_tag(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = unique_repo("bydigest")
+    layout = wkg_layout(tmp_path / "src", tiny_component)
+    assert plain_push(layout, f"{registry_anon.address}/{repo}:t", env).returncode == 0
+    digest = OciLayout.open(layout).tags()["t"].digest
+    pulled = plain_pull(f"{registry_anon.address}/{repo}@{digest}", tmp_path / "d", env)
+    assert pulled.returncode == 0, pulled.stderr
+    local = OciLayout.open(tmp_path / "d" / "layout")
+    assert local.tags() == {}
+    assert [d.digest for d in local.manifests()] == [digest]
+    assert run_cli("verify", tmp_path / "d" / "layout", env=env).returncode == 0
+    other = unique_repo("copy")
+    pushed = plain_push(tmp_path / "d" / "layout", f"{registry_anon.address}/{other}", env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"{registry_anon.address}/{other}@{digest}" in pushed.stdout
+    assert skopeo_tags(registry_anon, other) == []
+    assert not [t for t in skopeo_tags(registry_anon, repo) if t.startswith("sha256-")]
