@@ -14,6 +14,7 @@ import pytest
 
 from hatch_wasm_oci.oci.layout_reader import OciLayout, find_layouts
 from tests.fault_proxy import FaultProxy
+from tests.hatch_fixtures import run_hatch, write_prebuilt_project
 from tests.registry_fixtures import (
     RegistryServer,
     clean_env,
@@ -27,6 +28,7 @@ from tests.registry_fixtures import (
 from tests.test_example_project import EXPECTED_CALLS, call_inventory
 
 HATCH = Path(sys.executable).with_name("hatch")
+TARGET = "tool.hatch.build.targets.wasm-oci"
 
 
 def _project(root: Path, wasm: Path, *, extra_toml: str = "") -> Path:
@@ -36,6 +38,7 @@ def _project(root: Path, wasm: Path, *, extra_toml: str = "") -> Path:
         '[project]\nname = "demo-component"\nversion = "1.2.0"\n' + extra_toml
     )
     pack_layout(wasm, root / "dist" / "wasm-oci" / "demo-component-1.2.0", tags=("1.2.0", "latest"))
+    shutil.copyfile(wasm, root / "c.wasm")
     return root
 
 
@@ -49,7 +52,7 @@ def _hatch_publish(
     config.write_text(user_config)
     args = [str(HATCH), "publish", "-p", "wasm-oci"]
     for option in options:
-        args += ["-o", option] if "=" in option else [option]
+        args += ["-o", option] if "=" in option and not option.startswith("-") else [option]
     return subprocess.run(
         args,
         cwd=project,
@@ -108,7 +111,8 @@ def test_option_precedence_and_bool_strings(
         extra_toml=(
             f'\n[tool.hatch.publish.wasm-oci]\nrepository = "{repo_project}"\n'
             'tags = ["stable", "edge"]\nplain-http = true\nsummary = "out/summary.json"\n'
-            f'\n[tool.hatch.build.targets.wasm-oci]\nrepository = "{repo_target}"\n'
+            f'\n[tool.hatch.build.targets.wasm-oci]\npath = "c.wasm"\n'
+            f'repository = "{repo_target}"\n'
         ),
     )
     env = clean_env(tmp_path / "home")
@@ -145,7 +149,10 @@ def test_repository_from_builder_target_and_user_config(
     project = _project(
         tmp_path / "proj",
         tiny_component,
-        extra_toml=f'\n[tool.hatch.build.targets.wasm-oci]\nrepository = "{repo_target}"\n',
+        extra_toml=(
+            f'\n[tool.hatch.build.targets.wasm-oci]\npath = "c.wasm"\n'
+            f'repository = "{repo_target}"\n'
+        ),
     )
     env = clean_env(tmp_path / "home")
     with_user = _hatch_publish(
@@ -160,13 +167,99 @@ def test_repository_from_builder_target_and_user_config(
     assert sorted(skopeo_tags(registry_anon, repo_target.split("/", 1)[1])) == ["1.2.0", "latest"]
 
 
+@pytest.mark.slow
+def test_build_and_publish_read_one_checked_repository(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path, hatch_env: dict[str, str]
+) -> None:
+    """The build table's repository: checked by `hatch build` and `hatch publish` alike, with
+    its TOML path; once right (here in hatch.toml), publish pushes to it."""
+    project = write_prebuilt_project(
+        tmp_path / "proj",
+        tiny_component,
+        wasm_oci=f'repository = "{registry_anon.address}/Acme/Calc"\n',
+        version="1.2.0",
+    )
+    build = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert build.returncode != 0
+    wanted = (
+        f"{TARGET}.repository: invalid reference '{registry_anon.address}/Acme/Calc': "
+        "repository component 'Acme' must be lowercase"
+    )
+    assert f"wasm-oci: {wanted}" in build.stderr
+    assert "Traceback" not in build.output
+    env = clean_env(tmp_path / "home")
+    publish = _hatch_publish(project, "plain-http=true", env=env)
+    assert publish.returncode != 0
+    assert wanted in publish.stdout + publish.stderr
+    assert "Traceback" not in publish.stdout + publish.stderr
+    # a bad host is caught the same way
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace("/Acme/Calc", "/acme/calc").replace(registry_anon.address, "bad_host:port")
+    )
+    publish = _hatch_publish(project, "plain-http=true", env=env)
+    assert f"{TARGET}.repository: invalid reference 'bad_host:port/acme/calc'" in publish.stderr
+    # moved to hatch.toml (which hatch merges over pyproject's [tool.hatch]) and fixed
+    repo = f"{registry_anon.address}/{unique_repo('hatchtoml')}"
+    (project / "pyproject.toml").write_text(text.split("[tool.hatch.build.targets.wasm-oci]")[0])
+    (project / "hatch.toml").write_text(
+        f'[build.targets.wasm-oci]\npath = "c.wasm"\nrepository = "{repo}"\n'
+    )
+    run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
+    publish = _hatch_publish(project, "plain-http=true", env=env)
+    assert publish.returncode == 0, publish.stdout + publish.stderr
+    assert skopeo_tags(registry_anon, repo.split("/", 1)[1]) == ["1.2.0"]
+
+
+def test_hatch_user_and_auth_flags_authenticate(
+    registry_basic: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    """`hatch publish -u ada -a s3cret`: Hatch's own flags are the credentials, before the
+    environment; a wrong -a is named in the hint, never printed."""
+    assert registry_basic.username and registry_basic.password
+    project = _project(tmp_path / "proj", tiny_component)
+    repo = f"{registry_basic.address}/{unique_repo('flags')}"
+    env = clean_env(
+        tmp_path / "home",
+        HATCH_WASM_OCI_USERNAME=registry_basic.username,
+        HATCH_WASM_OCI_PASSWORD="env-Wrong-Pa55",
+    )
+    ok = _hatch_publish(
+        project,
+        "-u",
+        registry_basic.username,
+        "-a",
+        registry_basic.password,
+        "-r",
+        repo,
+        "plain-http=true",
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert sorted(line.split("@")[0] for line in ok.stdout.splitlines()) == [
+        f"{repo}:1.2.0",
+        f"{repo}:latest",
+    ]
+    assert registry_basic.password not in ok.stdout + ok.stderr
+    wrong = "flag-Wrong-Pa55"
+    failed = _hatch_publish(
+        project, "-u", registry_basic.username, "-a", wrong, "-r", repo, "plain-http=true", env=env
+    )
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert wrong not in output
+    assert "hatch publish -u/--user and -a/--auth were rejected" in output
+    alone = _hatch_publish(project, "-u", "ada", "-r", repo, "plain-http=true", env=env)
+    assert "hatch publish -u/--user: needs -a/--auth too" in alone.stdout + alone.stderr
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["repository=127.0.0.1:9/x/y", "dry-run=maybe"], "option dry-run: expected true or false"),
-        (["repository=127.0.0.1:9/x/y", "colour=blue"], "unknown option(s) colour"),
+        (["repository=127.0.0.1:9/x/y", "dry-run=maybe"], "-o dry-run: must be true or false"),
+        (["repository=127.0.0.1:9/x/y", "colour=blue"], "-o colour: unknown option (known: "),
         ([], "no repository to publish to"),
-        (["repository=127.0.0.1:9/Bad/Name"], "invalid reference"),
+        (["repository=127.0.0.1:9/Bad/Name"], "-o repository: invalid reference"),
     ],
 )
 def test_bad_options_abort_with_one_line(

@@ -10,10 +10,15 @@ import pytest
 from hatch_wasm_oci.build.annotations import git_revision, metadata_fields, project_annotations
 from hatch_wasm_oci.build.settings import (
     HOOK_TABLE,
+    PUBLISH_TABLE,
     TARGET_TABLE,
+    USER_PUBLISH_TABLE,
     CommandSource,
     ComponentizePySource,
     PrebuiltSource,
+    PublishLayer,
+    PublishSettings,
+    parse_publish_settings,
     parse_settings,
 )
 from hatch_wasm_oci.errors import ConfigurationError
@@ -160,7 +165,8 @@ def test_every_problem_reported_at_once(root: Path) -> None:
         f'{T}.annotations."b.c": must be a string, not an array',
         f"{T}.tags[1]: invalid OCI tag 'bad tag': a tag is 1-128 characters of letters, "
         "digits, '_', '.' and '-', and does not start with '.' or '-'",
-        f"{T}.tags[2]: unknown placeholder {{nope}} in '{{nope}}' (only {{version}} is known)",
+        f"{T}.tags[2]: cannot format '{{nope}}': unknown placeholder {{nope}} "
+            "(only {version} is known)",
         f"{T}.tar: must be true or false, not a string",
         f"{T}.embed-metadata: must be true or false, not an integer",
         f"{T}.repository: must be a string, not an integer",
@@ -324,3 +330,107 @@ def test_git_revision(tmp_path: Path) -> None:
     ).stdout.strip()
     assert len(head) == 40
     assert git_revision(tmp_path) == head
+
+
+@pytest.mark.parametrize(
+    ("repository", "message"),
+    [
+        ("ghcr.io/Acme/calc", "repository component 'Acme' must be lowercase letters"),
+        ("bad_host!/acme/calc", "repository component 'bad_host!' must be lowercase"),
+        ("ghcr.io:x/acme/calc", "bad registry host 'ghcr.io:x'"),
+        ("https://ghcr.io/acme/calc", "leave out the URL scheme"),
+        ("ghcr.io/acme/calc:1.0", "names a tag or digest: give the repository alone"),
+    ],
+)
+def test_repository_checked_by_the_reference_grammar(
+    root: Path, repository: str, message: str
+) -> None:
+    (found,) = problems({"path": "prebuilt.wasm", "repository": repository}, root)
+    assert found.startswith(f"{T}.repository: ")
+    assert message in found
+
+
+def layers(**tables: dict[str, Any]) -> list[PublishLayer]:
+    names = {"cli": "-o", "project": PUBLISH_TABLE, "user": USER_PUBLISH_TABLE}
+    return [
+        PublishLayer(names[name], values, secrets_allowed=name != "project")
+        for name, values in tables.items()
+    ]
+
+
+def publish_problems(given: list[PublishLayer], build: Any = None) -> list[str]:
+    with pytest.raises(ConfigurationError) as info:
+        parse_publish_settings(given, build)
+    return info.value.problems
+
+
+def test_publish_layers_merge_first_wins_with_typed_values(root: Path) -> None:
+    build = parse_settings(
+        {"path": "prebuilt.wasm", "repository": "ghcr.io/acme/from-build"}, root=root
+    )
+    settings = parse_publish_settings(
+        layers(
+            cli={"tags": "one, two", "plain-http": "yes", "chunked-above": "16M", "dry-run": "0"},
+            project={"tags": ["x"], "plain-http": False, "skip-existing": True, "disable": False},
+            user={"repository": "127.0.0.1:5000/acme/calc", "user": "ada", "auth": "s3cret"},
+        ),
+        build,
+    )
+    assert settings == PublishSettings(
+        repository="127.0.0.1:5000/acme/calc",
+        repository_from=f"{USER_PUBLISH_TABLE}.repository",
+        tags=("one", "two"),
+        tags_from="-o tags",
+        plain_http=True,
+        dry_run=False,
+        chunked_above=16 << 20,
+        skip_existing=True,
+        user="ada",
+        auth="s3cret",
+        credentials_from=f"{USER_PUBLISH_TABLE}.user and {USER_PUBLISH_TABLE}.auth",
+    )
+    assert "s3cret" not in repr(settings)
+    fallback = parse_publish_settings(layers(cli={}), build)
+    assert (fallback.repository, fallback.repository_from) == (
+        "ghcr.io/acme/from-build",
+        f"{T}.repository",
+    )
+    assert parse_publish_settings(layers(cli={})).repository is None
+
+
+def test_publish_problems_name_where_each_key_was_set() -> None:
+    found = publish_problems(
+        layers(
+            cli={"dry-run": "maybe", "colour": "blue", "repository": "127.0.0.1:9/Bad/Name"},
+            project={"tags": ["ok", "bad tag"], "auth": "leaked", "chunked-above": "lots"},
+            user={"user": "ada", "plain-http": 3},
+        )
+    )
+    assert found[0] == "-o dry-run: must be true or false, not 'maybe'"
+    assert found[1].startswith("-o colour: unknown option (known: repository, tags, versions,")
+    assert found[2].startswith("-o repository: invalid reference '127.0.0.1:9/Bad/Name'")
+    assert found[3].startswith(f"{PUBLISH_TABLE}.auth: a secret does not belong in the project")
+    assert found[4].startswith(f"{PUBLISH_TABLE}.chunked-above: ")
+    assert found[5] == f"{USER_PUBLISH_TABLE}.plain-http: must be true or false, not 3"
+    assert found[6].startswith(f"{PUBLISH_TABLE}.tags[1]: invalid OCI tag 'bad tag'")
+    assert found[7] == f"{USER_PUBLISH_TABLE}.user: needs -a/--auth too (or give neither)"
+    assert len(found) == 8
+
+
+def test_tag_templates_use_the_given_formatter(root: Path) -> None:
+    def fake_hatch(template: str, version_tag: str) -> str:
+        return template.replace("{version}", version_tag).replace("{env:GIT_SHA}", "abc123")
+
+    settings = parse_settings(
+        {"path": "prebuilt.wasm", "tags": ["{version}", "{env:GIT_SHA}", "latest"]},
+        root=root,
+        version="1.2.0+local",
+        formatter=fake_hatch,
+    )
+    assert settings.expand_tags("1.2.0+local") == ("1.2.0_local", "abc123", "latest")
+    # without Hatch only {version} is known
+    (found,) = problems({"path": "prebuilt.wasm", "tags": ["{env:GIT_SHA}"]}, root, version="1")
+    assert found == (
+        f"{T}.tags[0]: cannot format '{{env:GIT_SHA}}': unknown placeholder {{env}} "
+        "(only {version} is known)"
+    )

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,11 @@ class BuildOutput:
     annotations: Mapping[str, str]
     target: str | None
     from_cache: bool | None
+
+
+def _now() -> str:
+    """The current time, RFC 3339 UTC to the second (``created`` of a non-reproducible build)."""
+    return datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def layout_name(name: str, version: str) -> str:
@@ -226,8 +232,12 @@ def build_artifact(
     log: Log = print,
     waiting: Log = print,
     install: bool = True,
+    reproducible: bool = True,
 ) -> BuildOutput:
     """Build the component described by ``settings`` into ``out_dir/<name>-<version>/``.
+
+    ``created`` is SOURCE_DATE_EPOCH (else hatchling's fixed default) when ``reproducible``, the
+    current time otherwise.
 
     ``project`` is the ``[project]`` table (``name``/``version`` are the resolved values).
     The layout is staged in a temporary directory and installed (:func:`install_artifact`) only
@@ -243,7 +253,7 @@ def build_artifact(
     root = Path(root)
     out_dir = Path(out_dir)
     tags = settings.expand_tags(version)
-    created = created_timestamp(environ)
+    created = created_timestamp(environ) if reproducible else _now()
     base = layout_name(name, version)
     annotations = artifact_annotations(
         settings, project, root=root, version=version, created=created

@@ -1,14 +1,17 @@
 """The ``wasm-oci`` configuration table: parsed and checked, with every problem reported at once.
 
 The same keys live in ``[tool.hatch.build.targets.wasm-oci]`` (the builder) and
-``[tool.hatch.build.hooks.wasm-oci]`` (the build hook). Each problem names its full TOML path,
-e.g. ``tool.hatch.build.targets.wasm-oci.componentize-py.world: must be a string``.
+``[tool.hatch.build.hooks.wasm-oci]`` (the build hook). The publisher's options (``-o key=value``,
+``[tool.hatch.publish.wasm-oci]``, Hatch's user config ``[publish.wasm-oci]``) are parsed here
+too (:func:`parse_publish_settings`), on top of the build table's checked ``repository``. Each
+problem names its full TOML path (or option), e.g.
+``tool.hatch.build.targets.wasm-oci.componentize-py.world: must be a string``.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,7 +22,22 @@ PLUGIN_NAME = "wasm-oci"
 TARGET_TABLE = f"tool.hatch.build.targets.{PLUGIN_NAME}"
 HOOK_TABLE = f"tool.hatch.build.hooks.{PLUGIN_NAME}"
 
+PUBLISH_TABLE = f"tool.hatch.publish.{PLUGIN_NAME}"
+USER_PUBLISH_TABLE = f"publish.{PLUGIN_NAME}"
+
 DEFAULT_TAGS = ("{version}",)
+
+#: Formats one tag template: ``(template, version_tag) -> tag``; raises ValueError on a bad one.
+TagFormatter = Callable[[str, str], str]
+
+
+def version_only_formatter(template: str, version_tag: str) -> str:
+    """The formatter used without Hatch: ``{version}`` is the only placeholder."""
+    unknown = [n for _, n, _, _ in string.Formatter().parse(template) if n not in (None, "version")]
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} (only {{version}} is known)")
+    return template.replace("{version}", version_tag)
+
 
 #: Keys hatch itself reads from a build target table; never reported as unknown.
 HATCH_TARGET_KEYS = frozenset(
@@ -118,6 +136,7 @@ class WasmOciSettings:
     repository: str | None = None
     include_in_wheel: str | None = None
     sdist: bool = False
+    formatter: TagFormatter = field(default=version_only_formatter, compare=False, repr=False)
 
     def key(self, *names: str) -> str:
         """The full TOML path of a key of this table."""
@@ -125,11 +144,18 @@ class WasmOciSettings:
 
     def expand_tags(self, version: str) -> tuple[str, ...]:
         """The tags for ``version``: templates expanded, each checked against the OCI grammar."""
-        problems = _Problems()
-        tags = _expand_tags(self.tags, version, self.key("tags"), problems)
-        if problems.items:
-            raise ConfigurationError(problems.items)
-        return tags
+        return expand_tags(self.tags, version, self.key("tags"), self.formatter)
+
+
+def expand_tags(
+    templates: Sequence[str], version: str, path: str, formatter: TagFormatter
+) -> tuple[str, ...]:
+    """``templates`` formatted for ``version``; ConfigurationError names each bad one by path."""
+    problems = _Problems()
+    tags = _expand_tags(templates, version, path, problems, formatter)
+    if problems.items:
+        raise ConfigurationError(problems.items)
+    return tags
 
 
 class _Problems:
@@ -283,33 +309,55 @@ def _componentize_py(
 
 
 def _expand_tags(
-    templates: tuple[str, ...], version: str, path: str, problems: _Problems
+    templates: Sequence[str],
+    version: str,
+    path: str,
+    problems: _Problems,
+    formatter: TagFormatter = version_only_formatter,
 ) -> tuple[str, ...]:
     from hatch_wasm_oci.oci.tags import validate_tag, version_to_tag
 
     tags: list[str] = []
     for index, template in enumerate(templates):
         where = f"{path}[{index}]"
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-        unknown = [name for name in fields if name != "version"]
-        if unknown:
-            problems.add(
-                where,
-                f"unknown placeholder {{{unknown[0]}}} in {template!r} (only {{version}} is known)",
-            )
+        try:
+            fields = [n for _, n, _, _ in string.Formatter().parse(template) if n is not None]
+        except ValueError:
+            problems.add(where, f"malformed template {template!r}")
             continue
         try:
-            version_tag = version_to_tag(version) if fields else ""
-            tag = validate_tag(template.replace("{version}", version_tag))
+            version_tag = version_to_tag(version) if "version" in fields else version
+            tag = validate_tag(formatter(template, version_tag))
         except WasmOciError as exc:
             problems.add(where, str(exc))
             continue
-        except ValueError:
-            problems.add(where, f"malformed template {template!r}")
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            problems.add(where, f"cannot format {template!r}: {exc}")
             continue
         if tag not in tags:
             tags.append(tag)
     return tuple(tags)
+
+
+def _repository(config: Mapping[str, Any], key: str, path: str, problems: _Problems) -> str | None:
+    """A ``REGISTRY/NAMESPACE/NAME`` setting, checked by the reference grammar (no tag, digest)."""
+    from hatch_wasm_oci.registry.reference import parse_reference
+
+    text = _string(config, key, path, problems)
+    if text is None:
+        return None
+    try:
+        ref = parse_reference(text.strip())
+    except WasmOciError as exc:
+        problems.add(f"{path}.{key}", str(exc))
+        return None
+    if ref.tag or ref.digest:
+        problems.add(
+            f"{path}.{key}",
+            f"{text!r} names a tag or digest: give the repository alone (tags go in `tags`)",
+        )
+        return None
+    return text.strip()
 
 
 def parse_settings(
@@ -319,11 +367,13 @@ def parse_settings(
     table: str = TARGET_TABLE,
     hook: bool = False,
     version: str | None = None,
+    formatter: TagFormatter = version_only_formatter,
 ) -> WasmOciSettings:
     """Check a ``wasm-oci`` table and parse it; ConfigurationError lists every problem found.
 
     ``root`` is the project root (relative paths resolve against it); ``hook`` allows the hook's
-    own keys; ``version``, when given, also expands and checks the tags.
+    own keys; ``version``, when given, also expands and checks the tags with ``formatter``
+    (Hatch's context formatter in the plugins).
     """
     root = Path(root)
     problems = _Problems()
@@ -401,10 +451,10 @@ def parse_settings(
             config["tags"], f"{table}.tags", problems, allow_str=False, allow_empty=False
         )
     if tags is not None and version is not None:
-        _expand_tags(tags, version, f"{table}.tags", problems)
+        _expand_tags(tags, version, f"{table}.tags", problems, formatter)
     tar = _bool(config, "tar", table, problems, False)
     embed = _bool(config, "embed-metadata", table, problems, True)
-    repository = _string(config, "repository", table, problems)
+    repository = _repository(config, "repository", table, problems)
 
     include_in_wheel = None
     sdist = False
@@ -434,6 +484,7 @@ def parse_settings(
         repository=repository,
         include_in_wheel=include_in_wheel,
         sdist=sdist,
+        formatter=formatter,
     )
 
 
@@ -467,3 +518,190 @@ def check_wasm_file(path: Path) -> str | None:
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
     return None
+
+
+# -- the publisher's options ------------------------------------------------------------------
+
+#: Publisher option -> (kind, help). Kinds: str, bool, tags, size, list.
+PUBLISH_KEYS: dict[str, str] = {
+    "repository": "str",
+    "tags": "tags",
+    "versions": "list",
+    "plain-http": "bool",
+    "ca-file": "str",
+    "dry-run": "bool",
+    "summary": "str",
+    "chunked-above": "size",
+    "skip-existing": "bool",
+    "immutable-tags": "bool",
+    "force": "bool",
+    "user": "str",
+    "auth": "str",
+}
+#: Keys Hatch itself puts in a publisher's options or reads from its tables.
+HATCH_PUBLISH_KEYS = frozenset({"no_prompt", "initialize_auth", "disable"})
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+@dataclass(frozen=True)
+class PublishLayer:
+    """One source of publisher options: ``values`` and how to name a key of it in a message.
+
+    ``prefix`` is a TOML table (``tool.hatch.publish.wasm-oci``) or ``-o`` for options given on
+    the command line; ``names`` maps a key to its own spelling there (``--repo`` for -r).
+    """
+
+    prefix: str
+    values: Mapping[str, Any]
+    names: Mapping[str, str] = field(default_factory=dict)
+    secrets_allowed: bool = True
+
+    def path(self, key: str) -> str:
+        """Where ``key`` was set, as the user wrote it."""
+        if key in self.names:
+            return self.names[key]
+        return f"-o {key}" if self.prefix == "-o" else f"{self.prefix}.{key}"
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """The publisher's checked options, merged from every layer (first layer wins)."""
+
+    repository: str | None
+    repository_from: str | None = None
+    tags: tuple[str, ...] = ()
+    tags_from: str = "tags"
+    versions: tuple[str, ...] = ()
+    plain_http: bool = False
+    ca_file: str | None = None
+    dry_run: bool = False
+    summary: str | None = None
+    chunked_above: int | None = None
+    skip_existing: bool = False
+    immutable_tags: bool = False
+    force: bool = False
+    user: str | None = None
+    auth: str | None = field(default=None, repr=False)
+    #: Where ``user`` and ``auth`` were set (``--user and --auth``), for the credential hint.
+    credentials_from: str | None = None
+
+
+def _publish_value(kind: str, value: Any, where: str, problems: _Problems) -> Any:
+    """``value`` (a TOML value or a ``-o`` string) as ``kind``; None after adding a problem."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        problems.add(where, f"must be true or false, not {value!r}")
+        return None
+    if kind in ("tags", "list"):
+        if isinstance(value, str):
+            items: object = [t.strip() for t in value.split(",") if t.strip()]
+        else:
+            items = value
+        return _str_list(items, where, problems, allow_str=False, allow_empty=False)
+    if kind == "size":
+        from hatch_wasm_oci.registry.push import parse_size
+
+        try:
+            return parse_size(str(value), where)
+        except WasmOciError as exc:
+            problems.add(where, str(exc).removeprefix(f"{where}: "))
+            return None
+    problem = _not_a_string(value)
+    if problem:
+        problems.add(where, problem)
+        return None
+    return str(value).strip()
+
+
+def parse_publish_settings(
+    layers: Sequence[PublishLayer], build: WasmOciSettings | None = None
+) -> PublishSettings:
+    """Merge and check the publisher's options; ConfigurationError lists every problem.
+
+    Every key of every layer is checked (unknown keys too), then the first layer that sets a
+    key wins. ``repository`` falls back to the build table's (already checked) ``repository``.
+    ``auth`` is refused in a layer that is committed with the project (``secrets_allowed``).
+    """
+    from hatch_wasm_oci.oci.tags import validate_tag
+
+    problems = _Problems()
+    chosen: dict[str, tuple[Any, str]] = {}
+    for layer in layers:
+        for key, value in layer.values.items():
+            if key in HATCH_PUBLISH_KEYS:
+                continue
+            where = layer.path(key)
+            if key not in PUBLISH_KEYS:
+                problems.add(where, f"unknown option (known: {', '.join(PUBLISH_KEYS)})")
+                continue
+            if key == "auth" and not layer.secrets_allowed:
+                problems.add(
+                    where,
+                    "a secret does not belong in the project's files: pass -a/--auth or set it "
+                    f"in Hatch's config file [{USER_PUBLISH_TABLE}]",
+                )
+                continue
+            if key == "repository":
+                parsed = _repository({key: value}, key, layer.prefix, _Relabel(problems, where))
+            else:
+                parsed = _publish_value(PUBLISH_KEYS[key], value, where, problems)
+            if parsed is not None and key not in chosen:
+                chosen[key] = (parsed, where)
+    if "repository" not in chosen and build is not None and build.repository:
+        chosen["repository"] = (build.repository, build.key("repository"))
+    tags: tuple[str, ...] = chosen["tags"][0] if "tags" in chosen else ()
+    for index, tag in enumerate(tags):
+        if "{" not in tag:  # templates are formatted per layout (its version) at publish time
+            try:
+                validate_tag(tag)
+            except WasmOciError as exc:
+                problems.add(f"{chosen['tags'][1]}[{index}]", str(exc))
+    user, auth = chosen.get("user"), chosen.get("auth")
+    if (user is None) != (auth is None):
+        missing, given = ("auth", user) if auth is None else ("user", auth)
+        assert given is not None
+        problems.add(
+            given[1],
+            f"needs {'-a/--auth' if missing == 'auth' else '-u/--user'} too (or give neither)",
+        )
+    if problems.items:
+        raise ConfigurationError(problems.items)
+
+    def get(key: str, default: Any = None) -> Any:
+        return chosen[key][0] if key in chosen else default
+
+    return PublishSettings(
+        repository=get("repository"),
+        repository_from=chosen["repository"][1] if "repository" in chosen else None,
+        tags=tags,
+        tags_from=chosen["tags"][1] if "tags" in chosen else "tags",
+        versions=tuple(get("versions", ())),
+        plain_http=get("plain-http", False),
+        ca_file=get("ca-file"),
+        dry_run=get("dry-run", False),
+        summary=get("summary"),
+        chunked_above=get("chunked-above"),
+        skip_existing=get("skip-existing", False),
+        immutable_tags=get("immutable-tags", False),
+        force=get("force", False),
+        user=get("user"),
+        auth=get("auth"),
+        credentials_from=f"{user[1]} and {auth[1]}" if user and auth else None,
+    )
+
+
+class _Relabel(_Problems):
+    """Adds problems to ``target`` under a fixed label (a ``-o`` option's name, say)."""
+
+    def __init__(self, target: _Problems, label: str) -> None:
+        super().__init__()
+        self.target = target
+        self.label = label
+
+    def add(self, path: str, message: str) -> None:
+        self.target.add(self.label, message)

@@ -26,7 +26,13 @@ from hatchling.builders.config import BuilderConfig, env_var_enabled
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 from hatch_wasm_oci.errors import WasmOciError
-from hatch_wasm_oci.plugin.builder import OUTPUT_SUBDIR, abort_build, build_for_hatch, remove_output
+from hatch_wasm_oci.plugin.builder import (
+    OUTPUT_SUBDIR,
+    abort_build,
+    build_for_hatch,
+    remove_output,
+    tag_formatter,
+)
 
 if TYPE_CHECKING:
     from hatch_wasm_oci.build.pipeline import BuildOutput
@@ -124,6 +130,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
                 table=self._table(),
                 hook=True,
                 version=project_version,
+                formatter=tag_formatter(self.metadata),
             )
             if self.target_name == "sdist" and not settings.sdist:
                 return
@@ -137,6 +144,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
                 out_dir=staging,
                 build_dir=Path(self.directory),
                 install=False,
+                reproducible=self.build_config.reproducible,
             )
         except WasmOciError as error:
             self._drop_staging()

@@ -21,9 +21,49 @@ from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
 
 if TYPE_CHECKING:
     from hatch_wasm_oci.build.pipeline import BuildOutput
-    from hatch_wasm_oci.build.settings import WasmOciSettings
+    from hatch_wasm_oci.build.settings import TagFormatter, WasmOciSettings
 
 OUTPUT_SUBDIR = "wasm-oci"
+
+
+def tag_formatter(metadata: Any) -> TagFormatter:
+    """Tag templates formatted by Hatch's context formatter: ``{version}`` (the tag form of the
+    project's version), ``{env:NAME}``, ``{env:NAME:default}``, ``{root}``, ``{home}``..."""
+
+    def format_tag(template: str, version_tag: str) -> str:
+        return str(metadata.context.format(template, version=version_tag))
+
+    return format_tag
+
+
+def project_settings(metadata: Any, root: Path) -> WasmOciSettings | None:
+    """The project's checked ``wasm-oci`` build table (the target's, else the build hook's),
+    read from pyproject.toml and hatch.toml as ``hatch build`` reads it; None when it has none.
+
+    ``metadata`` is hatchling's ProjectMetadata. ConfigurationError lists every problem.
+    """
+    from hatch_wasm_oci.build.settings import HOOK_TABLE, PLUGIN_NAME, TARGET_TABLE, parse_settings
+
+    try:
+        targets = metadata.hatch.build_targets
+        hooks = metadata.hatch.build_config.get("hooks", {})
+        version = metadata.version
+    except (TypeError, ValueError) as exc:  # hatchling's own configuration errors
+        raise ConfigurationError([str(exc)]) from None
+    if PLUGIN_NAME in targets:
+        config, table, hook = targets[PLUGIN_NAME], TARGET_TABLE, False
+    elif isinstance(hooks, dict) and PLUGIN_NAME in hooks:
+        config, table, hook = hooks[PLUGIN_NAME], HOOK_TABLE, True
+    else:
+        return None
+    return parse_settings(
+        config,
+        root=root,
+        table=table,
+        hook=hook,
+        version=version,
+        formatter=tag_formatter(metadata),
+    )
 
 
 def abort_build(app: Any, error: WasmOciError, *, context: str = "wasm-oci") -> NoReturn:
@@ -114,11 +154,14 @@ def build_for_hatch(
     out_dir: Path,
     build_dir: Path,
     install: bool = True,
+    reproducible: bool = True,
 ) -> BuildOutput:
     """Run the build pipeline with what a Hatch builder or build hook (``plugin``) knows.
 
     The project root, its ``[project]`` table and name come from ``plugin``; progress goes to
-    Hatch's app. ``build_dir`` (Hatch's output directory) is never hashed as an input. With
+    Hatch's app. With Hatch's ``reproducible = false`` the artifact's ``created`` is the build
+    time, else SOURCE_DATE_EPOCH or hatchling's fixed default. ``build_dir`` (Hatch's output
+    directory) is never hashed as an input. With
     ``install=False`` the layout is written straight into ``out_dir``, a staging directory the
     caller installs from later.
     An OSError becomes a one-line LayoutError.
@@ -138,6 +181,7 @@ def build_for_hatch(
             log=plugin.app.display_info,
             waiting=plugin.app.display_waiting,
             install=install,
+            reproducible=reproducible,
         )
     except OSError as exc:
         raise LayoutError(f"{exc.filename or out_dir}: {exc.strerror or exc}") from None
@@ -165,7 +209,11 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
         try:
             version = self.metadata.version
             settings = parse_settings(
-                self.target_config, root=self.root, table=TARGET_TABLE, version=version
+                self.target_config,
+                root=self.root,
+                table=TARGET_TABLE,
+                version=version,
+                formatter=tag_formatter(self.metadata),
             )
             check_runtime_dependencies(
                 self.target_config, self.metadata.core.dependencies, TARGET_TABLE
@@ -176,6 +224,7 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
                 version=version,
                 out_dir=build_dir / OUTPUT_SUBDIR,
                 build_dir=build_dir,
+                reproducible=self.config.reproducible,
             )
         except WasmOciError as error:
             remove_if_empty(build_dir)

@@ -1,72 +1,52 @@
 """The ``wasm-oci`` Hatch publisher: ``hatch publish -p wasm-oci`` pushes OCI layouts.
 
-Options (each key is looked up in ``-o key=value``, then ``[tool.hatch.publish.wasm-oci]``, then
-Hatch's user config ``[publish.wasm-oci]``; ``repository`` finally falls back to
-``[tool.hatch.build.targets.wasm-oci].repository``): repository, tags, plain-http, ca-file,
-dry-run, summary, chunked-above.
+Options come from, first one wins: ``hatch publish -r/--repo -u/--user -a/--auth`` (given on the
+command line), ``-o key=value``, ``[tool.hatch.publish.wasm-oci]``, Hatch's user config
+``[publish.wasm-oci]``; ``repository`` finally falls back to the build table's. Every layer and
+the build table go through :mod:`hatch_wasm_oci.build.settings`, the parser ``hatch build``
+uses, so a key is checked the same way (and named by its TOML path) at build and at publish.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from hatch.publish.plugin.interface import PublisherInterface
 
-from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
+from hatch_wasm_oci.plugin.builder import project_settings
 
-KNOWN_OPTIONS = (
-    "repository",
-    "tags",
-    "plain-http",
-    "ca-file",
-    "dry-run",
-    "summary",
-    "chunked-above",
-)
-HATCH_OPTIONS = ("no_prompt", "initialize_auth", "disable")
 SUMMARY_NAME = "wasm-oci-publish.json"
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
+#: ``hatch publish`` flags the publisher reads, by click parameter name, and our option name.
+HATCH_FLAGS = {
+    "repo": ("repository", "hatch publish -r/--repo"),
+    "user": ("user", "hatch publish -u/--user"),
+    "auth": ("auth", "-a/--auth"),
+}
 
 
-def coerce_bool(key: str, value: Any) -> bool:
-    """A boolean from a TOML bool or a ``-o`` string (true/false/1/0/yes/no/on/off)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise WasmOciError(f"option {key}: expected true or false, got {value!r}")
+def hatch_flags() -> dict[str, str]:
+    """``-r/--repo``, ``-u/--user``, ``-a/--auth`` as typed on this ``hatch publish`` command line.
 
-
-def coerce_tags(value: Any) -> list[str]:
-    """Tags from ``a,b`` or a TOML list of strings."""
-    if isinstance(value, str):
-        items = [t.strip() for t in value.split(",")]
-    elif isinstance(value, list) and all(isinstance(t, str) for t in value):
-        items = [t.strip() for t in value]
-    else:
-        raise WasmOciError("option tags: expected a comma-separated string or a list of strings")
-    return [t for t in items if t]
-
-
-def _read_pyproject(root: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+    Hatch hands them to its ``index`` publisher only, so they are read from the click context.
+    Values from the HATCH_INDEX_* environment variables are ignored: they are meant for a
+    Python package index, and an index token must not be sent to an OCI registry.
+    """
     try:
-        with (root / "pyproject.toml").open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
-            return data
-    except FileNotFoundError:
+        import click
+        from click.core import ParameterSource
+    except ImportError:  # pragma: no cover - hatch always ships click
         return {}
-    except (OSError, ValueError) as exc:
-        raise WasmOciError(f"{root / 'pyproject.toml'}: {exc}") from None
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return {}
+    flags: dict[str, str] = {}
+    for name, (option, _) in HATCH_FLAGS.items():
+        value = context.params.get(name)
+        if value and context.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            flags[option] = value
+    return flags
 
 
 class WasmOciPublisher(PublisherInterface):
@@ -75,41 +55,40 @@ class WasmOciPublisher(PublisherInterface):
     PLUGIN_NAME = "wasm-oci"
 
     def publish(self, artifacts: list[str], options: dict[str, Any]) -> None:
-        """Called by ``hatch publish``; errors abort with one line."""
+        """Called by ``hatch publish``; errors abort with one line per problem."""
         try:
             self._publish(artifacts, options)
+        except ConfigurationError as exc:
+            for problem in exc.problems[:-1]:
+                self.app.display_error(problem)
+            self.app.abort(exc.problems[-1])
         except WasmOciError as exc:
             self.app.abort(str(exc))
         except OSError as exc:
             self.app.abort(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 
-    def _settings(self, options: dict[str, Any]) -> dict[str, Any]:
-        cli = {k: v for k, v in options.items() if k not in HATCH_OPTIONS}
-        unknown = sorted(set(cli) - set(KNOWN_OPTIONS))
-        if unknown:
-            raise WasmOciError(
-                f"unknown option(s) {', '.join(unknown)} (known: {', '.join(KNOWN_OPTIONS)})"
-            )
-        # -o, then [tool.hatch.publish.wasm-oci], then [publish.wasm-oci] in Hatch's config.
-        sources = [cli, self.project_config, self.plugin_config]
-        settings: dict[str, Any] = {}
-        for key in KNOWN_OPTIONS:
-            for source in sources:
-                if key in source:
-                    settings[key] = source[key]
-                    break
-        if "repository" not in settings:
-            pyproject = _read_pyproject(Path(self.root))
-            target = (
-                pyproject.get("tool", {})
-                .get("hatch", {})
-                .get("build", {})
-                .get("targets", {})
-                .get("wasm-oci", {})
-            )
-            if isinstance(target, dict) and target.get("repository"):
-                settings["repository"] = target["repository"]
-        return settings
+    def _settings(self, options: dict[str, Any]) -> tuple[Any, Any]:
+        """The checked publish settings and the project's (build settings, metadata)."""
+        from hatch_wasm_oci.build.settings import (
+            PUBLISH_TABLE,
+            USER_PUBLISH_TABLE,
+            PublishLayer,
+            parse_publish_settings,
+        )
+
+        metadata = self.app.project.metadata
+        build = project_settings(metadata, Path(self.root))
+        layers = [
+            PublishLayer(
+                "hatch publish",
+                hatch_flags(),
+                names={option: flag for option, flag in HATCH_FLAGS.values()},
+            ),
+            PublishLayer("-o", options),
+            PublishLayer(PUBLISH_TABLE, self.project_config, secrets_allowed=False),
+            PublishLayer(USER_PUBLISH_TABLE, self.plugin_config),
+        ]
+        return parse_publish_settings(layers, build), metadata
 
     def _layouts(self, artifacts: list[str]) -> list[Path]:
         from hatch_wasm_oci.oci.layout_reader import find_layouts
@@ -139,44 +118,48 @@ class WasmOciPublisher(PublisherInterface):
     def _publish(self, artifacts: list[str], options: dict[str, Any]) -> None:
         from hatch_wasm_oci.files.atomic import write_json
         from hatch_wasm_oci.oci.layout_reader import OciLayout
+        from hatch_wasm_oci.registry.credentials import Credentials
         from hatch_wasm_oci.registry.push import (
             PushOptions,
             PushResult,
             chunked_above_from_env,
             dry_run,
             dry_run_lines,
-            parse_size,
             plan_push,
             push,
         )
 
-        settings = self._settings(options)
-        repository = settings.get("repository")
-        if not isinstance(repository, str) or not repository.strip():
+        settings, _metadata = self._settings(options)
+        if settings.repository is None:
             raise WasmOciError(
-                "no repository to publish to: pass -o repository=REGISTRY/NAMESPACE/NAME or set "
-                "repository in [tool.hatch.publish.wasm-oci]"
+                "no repository to publish to: pass -r/--repo REGISTRY/NAMESPACE/NAME (or "
+                "-o repository=...), or set repository in [tool.hatch.publish.wasm-oci] or "
+                "[tool.hatch.build.targets.wasm-oci]"
             )
-        repository = repository.strip()
-        tags = coerce_tags(settings["tags"]) if "tags" in settings else []
-        is_dry_run = coerce_bool("dry-run", settings.get("dry-run", False))
-        chunked = settings.get("chunked-above")
-        ca_file = settings.get("ca-file")
+        credentials = None
+        if settings.user is not None and settings.auth is not None:
+            credentials = Credentials(
+                source=str(settings.credentials_from),
+                username=settings.user,
+                password=settings.auth,
+            )
         push_options = PushOptions(
-            plain_http=coerce_bool("plain-http", settings.get("plain-http", False)),
-            ca_file=Path(str(ca_file)).expanduser() if ca_file else None,
+            plain_http=settings.plain_http,
+            ca_file=Path(settings.ca_file).expanduser() if settings.ca_file else None,
             chunked_above=(
-                parse_size(str(chunked), "option chunked-above")
-                if chunked is not None
+                settings.chunked_above
+                if settings.chunked_above is not None
                 else chunked_above_from_env()
             ),
+            credentials=credentials,
         )
-        refs = [f"{repository}:{t}" for t in tags] if tags else [repository]
-        total = PushResult(dry_run=is_dry_run)
+        repository = settings.repository
+        refs = [f"{repository}:{t}" for t in settings.tags] if settings.tags else [repository]
+        total = PushResult(dry_run=settings.dry_run)
         for layout_path in self._layouts(artifacts):
             layout = OciLayout.open(layout_path)
             targets = plan_push(layout, refs)
-            if is_dry_run:
+            if settings.dry_run:
                 result = dry_run(targets)
                 lines = dry_run_lines(targets)
             else:
@@ -187,8 +170,8 @@ class WasmOciPublisher(PublisherInterface):
             total.references.extend(result.references)
             for name in vars(total.stats):
                 setattr(total.stats, name, getattr(total.stats, name) + getattr(result.stats, name))
-        summary = settings.get("summary")
-        summary_path = Path(str(summary)) if summary else Path(self.root) / "dist" / SUMMARY_NAME
+        summary = settings.summary
+        summary_path = Path(summary) if summary else Path(self.root) / "dist" / SUMMARY_NAME
         if not summary_path.is_absolute():
             summary_path = Path(self.root) / summary_path
         write_json(summary_path, total.summary())

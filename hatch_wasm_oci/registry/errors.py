@@ -47,7 +47,8 @@ def credentials_hint(credential_source: str, anonymous: bool) -> str:
     if anonymous:
         return (
             "no credentials were found; set HATCH_WASM_OCI_USERNAME/HATCH_WASM_OCI_PASSWORD "
-            "(or HATCH_WASM_OCI_TOKEN), or log in with docker/oras/skopeo"
+            "(or HATCH_WASM_OCI_TOKEN), pass `hatch publish -u USER -a PASSWORD`, or log in "
+            "with docker/oras/skopeo"
         )
     return f"the credentials from {credential_source} were rejected"
 

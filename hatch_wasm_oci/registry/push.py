@@ -23,7 +23,7 @@ from hatch_wasm_oci.registry.client import (
     RetryPolicy,
     TransientError,
 )
-from hatch_wasm_oci.registry.credentials import resolve_credentials
+from hatch_wasm_oci.registry.credentials import Credentials, resolve_credentials
 from hatch_wasm_oci.registry.errors import CHUNK_ENV, registry_codes
 from hatch_wasm_oci.registry.mounts import BlobLocations
 from hatch_wasm_oci.registry.reference import Reference, parse_reference
@@ -119,6 +119,8 @@ class PushOptions:
     progress: bool | None = None
     environ: Mapping[str, str] | None = None
     locations: BlobLocations | None = None
+    #: Credentials the user gave for this push (``hatch publish -u/-a``): used before any other.
+    credentials: Credentials | None = None
 
 
 def chunked_above_from_env(environ: Mapping[str, str] | None = None) -> int:
@@ -259,7 +261,7 @@ class _Pusher:
             environ = self.options.environ
             self.clients[host] = RegistryClient(
                 host,
-                resolve_credentials(ref.host, environ),
+                self.options.credentials or resolve_credentials(ref.host, environ),
                 plain_http=self.options.plain_http,
                 ca_file=self.options.ca_file,
                 retry=RetryPolicy.from_env(environ),
