@@ -474,3 +474,63 @@ def test_install_from_another_file_system_replaces_the_earlier_build(
         OciLayout.open(placed.pack.layout).verify()
         assert placed.component.is_file() and out in placed.component.parents
         assert set(os.listdir(out / "t-1")) == {"blobs", "index.json", "oci-layout"}
+
+
+@pytest.mark.slow
+def test_tag_templates_use_hatch_context_and_reproducible_false_stamps_build_time(
+    hatch_env: dict[str, str], tiny_component: Path, tmp_path: Path
+) -> None:
+    from datetime import datetime, timezone
+
+    project = write_prebuilt_project(
+        tmp_path / "ctx",
+        tiny_component,
+        wasm_oci=(
+            'tags = ["{version}", "{env:GIT_SHA}", "{env:NO_SUCH_VAR:fallback}"]\n'
+            "reproducible = false\n"
+        ),
+        version="1.2.0+local.3",
+    )
+    before = datetime.now(tz=timezone.utc).replace(microsecond=0)
+    run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, extra_env={"GIT_SHA": "abc1234"})
+    after = datetime.now(tz=timezone.utc)
+    (layout,) = layout_dirs(project)
+    index = json.loads((layout / "index.json").read_text())
+    tags = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
+    assert sorted(tags) == ["1.2.0_local.3", "abc1234", "fallback"]
+    manifest, _ = manifest_of(layout, "abc1234")
+    annotations = manifest["annotations"]
+    assert isinstance(annotations, dict)
+    created = datetime.strptime(
+        annotations["org.opencontainers.image.created"], "%Y-%m-%dT%H:%M:%SZ"
+    ).replace(tzinfo=timezone.utc)
+    assert before <= created <= after
+    # an unset variable without a default: one line with the TOML path, nothing in dist/
+    (project / "dist").rename(tmp_path / "old-dist")
+    failed = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert failed.returncode != 0
+    assert (
+        f"wasm-oci: {TARGET}.tags[1]: cannot format '{{env:GIT_SHA}}': "
+        "Nonexistent environment variable must set a default: GIT_SHA"
+    ) in failed.stderr
+    assert "Traceback" not in failed.output
+    assert not layout_dirs(project)
+
+
+@pytest.mark.parametrize("epoch", [None, "1700000000"])
+def test_created_agrees_with_hatchlings_reproducible_timestamp(
+    epoch: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SOURCE_DATE_EPOCH is read in one place (oci.config), with hatchling's meaning."""
+    from datetime import datetime, timezone
+
+    from hatchling.builders.utils import get_reproducible_timestamp
+
+    from hatch_wasm_oci.oci.config import created_timestamp
+
+    if epoch is None:
+        monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    else:
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+    hatchling = datetime.fromtimestamp(get_reproducible_timestamp(), tz=timezone.utc)
+    assert created_timestamp() == hatchling.strftime("%Y-%m-%dT%H:%M:%SZ")

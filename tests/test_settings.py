@@ -166,7 +166,7 @@ def test_every_problem_reported_at_once(root: Path) -> None:
         f"{T}.tags[1]: invalid OCI tag 'bad tag': a tag is 1-128 characters of letters, "
         "digits, '_', '.' and '-', and does not start with '.' or '-'",
         f"{T}.tags[2]: cannot format '{{nope}}': unknown placeholder {{nope}} "
-            "(only {version} is known)",
+        "(only {version} is known)",
         f"{T}.tar: must be true or false, not a string",
         f"{T}.embed-metadata: must be true or false, not an integer",
         f"{T}.repository: must be a string, not an integer",
