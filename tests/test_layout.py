@@ -319,3 +319,18 @@ def test_failing_tar_write_is_a_layout_error_and_leaves_no_temporary(
         pack(tiny_component, tmp_path / "out", tags=["1"], tar=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.tar"]
     assert list((tmp_path / "out.tar").iterdir()) == []
+
+
+def test_layout_and_tar_are_readable_by_others_under_umask_022(
+    tiny_component: Path, tmp_path: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        result = pack(tiny_component, tmp_path / "dist" / "layout", tags=["1"], tar=True)
+    finally:
+        os.umask(old)
+    paths = [result.layout, *result.layout.rglob("*")]
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in paths}
+    assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {0o755}, modes
+    assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {0o644}, modes
+    assert result.tar is not None and result.tar.stat().st_mode & 0o777 == 0o644

@@ -74,6 +74,13 @@ def read_index(layout_dir: Path) -> dict[str, Any]:
     return index
 
 
+def _directory_mode() -> int:
+    """0777 less the process umask: the mode ``mkdir`` would give (0755 under umask 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 class LayoutWriter:
     """Adds blobs and tags to a layout directory; nothing shows until ``commit()``.
 
@@ -102,6 +109,7 @@ class LayoutWriter:
                 self._root = Path(
                     tempfile.mkdtemp(prefix=staging_prefix(self.out.name), dir=parent)
                 )
+                os.chmod(self._root, _directory_mode())  # mkdtemp's 0700 hides dist/ from others
             except OSError as exc:
                 raise LayoutError(f"{self.out}: cannot create: {exc.strerror}") from None
             self._index = {
