@@ -25,7 +25,7 @@ from tests.registry_fixtures import (
     skopeo_tags,
     unique_repo,
 )
-from tests.wasm_fixtures import wit_world
+from tests.wasm_fixtures import printed_names, wasm_tools, wit_world
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -338,3 +338,115 @@ def test_pull_by_digest_then_push_creates_no_sha256_tag(
     assert f"{registry_anon.address}/{other}@{digest}" in pushed.stdout
     assert skopeo_tags(registry_anon, other) == []
     assert not [t for t in skopeo_tags(registry_anon, repo) if t.startswith("sha256-")]
+
+
+# -- configs as the reference implementation writes them -----------------------------------
+
+FOREIGN_WIT = """\
+package acme:app@0.3.0;
+
+world service {
+  import other:lib/log@1.0.0;
+  export other:lib/handler@1.0.0;
+  export run: func() -> u32;
+  export local;
+}
+
+interface local {
+  ping: func();
+}
+
+package other:lib@1.0.0 {
+  interface log {
+    write: func(msg: string);
+  }
+  interface handler {
+    handle: func(x: u32) -> u32;
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def foreign_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A WIT package whose world exports a foreign interface and a bare function."""
+    root = tmp_path_factory.mktemp("foreign")
+    (root / "app.wit").write_text(FOREIGN_WIT)
+    wasm_tools("component", "wit", "--wasm", root / "app.wit", "-o", root / "app.wasm")
+    return root / "app.wasm"
+
+
+# oci-wasm's Component for each fixture, by its rules (component.rs): a component lists its
+# world's import and export keys in decoded (binary) order; a WIT package lists, as a set, every
+# world's export keys, every world's qualified name and every interface's; a module has none.
+# Literal where the WIT is ours; from `wasm-tools print` where componentize-py decides.
+REFERENCE: dict[str, Callable[[Path], dict[str, Any] | None]] = {
+    "core_module": lambda path: None,
+    "tiny_component": lambda path: {
+        "exports": ["add", "acme:tiny/math@0.1.0"],
+        "imports": ["acme:tiny/host@0.1.0"],
+        "target": None,
+    },
+    "calc_component": lambda path: {
+        "exports": printed_names(path)[1],
+        "imports": printed_names(path)[0],
+        "target": None,
+    },
+    "cli_component": lambda path: {
+        "exports": printed_names(path)[1],
+        "imports": printed_names(path)[0],
+        "target": None,
+    },
+    "http_component": lambda path: {
+        "exports": printed_names(path)[1],
+        "imports": printed_names(path)[0],
+        "target": None,
+    },
+    "wit_package": lambda path: {
+        "exports": {
+            "acme:calc/ops@1.2.0",
+            "greet",
+            "acme:calc/calculator@1.2.0",
+            "acme:calc/client@1.2.0",
+            "acme:calc/types@1.2.0",
+            "acme:calc/logging@1.2.0",
+        },
+        "imports": [],
+        "target": None,
+    },
+    "foreign_package": lambda path: {
+        "exports": {
+            "other:lib/handler@1.0.0",
+            "run",
+            "acme:app/local@0.3.0",
+            "acme:app/service@0.3.0",
+        },
+        "imports": [],
+        "target": None,
+    },
+}
+
+
+@pytest.mark.parametrize("fixture", list(REFERENCE))
+def test_config_component_equals_the_reference_implementations(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from hatch_wasm_oci.oci.layout import pack
+
+    wasm: Path = request.getfixturevalue(fixture)
+    expected = REFERENCE[fixture](wasm)
+    result = pack(wasm, tmp_path / "ours", tags=["t"])
+    ours = OciLayout.open(result.layout).config("t")
+    if expected is None:
+        assert ours["os"] == "wasip1" and "component" not in ours
+        return
+    component = dict(ours["component"], target=ours["component"].get("target"))
+    if isinstance(expected["exports"], set):  # a HashSet in oci-wasm: order is not defined
+        assert len(component["exports"]) == len(set(component["exports"]))
+        component["exports"] = set(component["exports"])
+    assert component == expected
+    assert ours["os"] == "wasip2"
+    # The reference's own bytes (null target and author, its field order) verify too.
+    reference = wkg_layout(tmp_path / "wkg", wasm)
+    verified = run_cli("verify", reference, env=clean_env(tmp_path / "home"))
+    assert verified.returncode == 0, verified.stderr

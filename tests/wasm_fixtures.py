@@ -239,6 +239,17 @@ def wasm_tools(*args: str | os.PathLike[str], input: bytes | None = None) -> str
     return result.stdout.decode()
 
 
+_PRINTED_IMPORT = re.compile(r'^  \(import "([^"]+)"', re.MULTILINE)
+_PRINTED_EXPORT = re.compile(r'^  \(export .*?\(;\d+;\) "([^"]+)"', re.MULTILINE)
+
+
+def printed_names(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """A component's top-level ``(imports, exports)`` in binary order, as ``wasm-tools print
+    --skeleton`` shows them (the order rust-oci-wasm's decoder lists them in)."""
+    text = wasm_tools("print", "--skeleton", path)
+    return _PRINTED_IMPORT.findall(text), _PRINTED_EXPORT.findall(text)
+
+
 def _read_only(path: Path) -> Path:
     path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return path

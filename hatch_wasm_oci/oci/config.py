@@ -206,10 +206,6 @@ class WasmConfig:
         return cls.from_json(doc)
 
 
-def _sorted_unique(names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(names)))
-
-
 def config_for(
     info: WasmInfo,
     layer_digests: Iterable[str],
@@ -219,12 +215,13 @@ def config_for(
     target: str | None = None,
 ) -> WasmConfig:
     """The config for one Wasm binary: components (and encoded WIT packages) get ``wasip2`` and
-    their top-level import and export names; core modules get ``wasip1`` and no component."""
+    their top-level import and export names in the binary's order (as rust-oci-wasm lists them);
+    core modules get ``wasip1`` and no component."""
     if target is not None:
         validate_target(target)
     component = None
     if info.os == mt.COMPONENT_OS:
-        component = Component(_sorted_unique(info.imports), _sorted_unique(info.exports), target)
+        component = Component(tuple(info.imports), tuple(info.exports), target)
     return WasmConfig(created, info.os, tuple(layer_digests), component, author or None)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import BinaryIO, NamedTuple
 
@@ -435,14 +435,16 @@ class _Cursor:
             raise self.error(f"unknown sort 0x{sort:02x}", self.offset - 1)
         return sort
 
-    def externdesc(self) -> None:
+    def externdesc(self) -> tuple[int, int | None]:
+        """Skip an ``externdesc``; return its kind and, for a component, its type index."""
         kind = self.byte()
+        index: int | None = None
         if kind == 0x00:
             if self.byte() != 0x11:
                 raise self.error("core module type expected", self.offset - 1)
             self.u32()
         elif kind in (0x01, 0x04, 0x05):
-            self.u32()
+            index = self.u32()
         elif kind == 0x02:
             self.valtype()
         elif kind == 0x03:
@@ -453,6 +455,7 @@ class _Cursor:
                 raise self.error(f"unknown type bound 0x{bound:02x}", self.offset - 1)
         else:
             raise self.error(f"unknown extern kind 0x{kind:02x}", self.offset - 1)
+        return kind, index
 
     def valtype(self) -> None:
         if self.peek() in _PRIMITIVE_VALTYPES:
@@ -481,13 +484,17 @@ class _Cursor:
             raise self.error(f"unknown alias target 0x{target:02x}", self.offset - 1)
         return sort
 
-    def component_type(self, depth: int = 0) -> tuple[int, list[str]]:
-        """Skip one ``type``; return its opcode and, for component/instance types, export names."""
+    def component_type(self, depth: int = 0) -> tuple[int, list[str], dict[str, list[str]]]:
+        """Skip one ``type``; return its opcode, for component/instance types its export names,
+        and for each export that is a component (a WIT world) that component's export names."""
         if depth > _MAX_TYPE_NESTING:
             raise self.error("types nested too deeply")
         start = self.offset
         opcode = self.byte()
         exports: list[str] = []
+        nested: dict[str, list[str]] = {}
+        # This type's own type index space: component types keep their export names.
+        local_types: list[list[str] | None] = []
         if opcode in _PRIMITIVE_VALTYPES:
             pass
         elif opcode == 0x72:  # record
@@ -547,23 +554,30 @@ class _Cursor:
         elif opcode in (0x41, 0x42):  # component, instance
             for _ in range(self.u32()):
                 decl = self.byte()
-                if decl == 0x03 and opcode == 0x41:  # import
-                    self.extern_name()
-                    self.externdesc()
+                if decl in (0x03, 0x04) and (decl == 0x04 or opcode == 0x41):  # import, export
+                    name = self.extern_name()
+                    kind, index = self.externdesc()
+                    if kind == 0x03:
+                        local_types.append(None)
+                    if decl == 0x04:
+                        exports.append(name)
+                        if kind == 0x04 and index is not None and index < len(local_types):
+                            declared = local_types[index]
+                            if declared is not None:
+                                nested[name] = declared
                 elif decl == 0x00:
                     self.core_type(depth + 1)
                 elif decl == 0x01:
-                    self.component_type(depth + 1)
+                    inner, inner_exports, _ = self.component_type(depth + 1)
+                    local_types.append(inner_exports if inner == 0x41 else None)
                 elif decl == 0x02:
-                    self.alias()
-                elif decl == 0x04:
-                    exports.append(self.extern_name())
-                    self.externdesc()
+                    if self.alias() == _SORT_TYPE:
+                        local_types.append(None)
                 else:
                     raise self.error(f"unknown declaration 0x{decl:02x}", self.offset - 1)
         else:
             raise self.error(f"unsupported type opcode 0x{opcode:02x}", start)
-        return opcode, exports
+        return opcode, exports, nested
 
     def core_type(self, depth: int) -> None:
         if depth > _MAX_TYPE_NESTING:
@@ -628,6 +642,11 @@ class _Cursor:
             raise self.error(f"unknown import kind 0x{kind:02x}", self.offset - 1)
 
 
+def _unique(names: Iterable[str]) -> list[str]:
+    """``names`` without repeats, each at its first position (the binary's order)."""
+    return list(dict.fromkeys(names))
+
+
 def _has_partial_version(name: str) -> bool:
     """True for a canonical interface name whose version lacks its suffix (``a:b/c@0.2``)."""
     at = name.rfind("@")
@@ -681,13 +700,13 @@ class _Reader:
             producers=self.producers,
         )
         kind = WasmKind.COMPONENT if is_component else WasmKind.MODULE
-        imports = sorted(set(self.imports))
-        exports = sorted({export.name for export in self.exports})
+        imports = _unique(self.imports)
+        exports = _unique(export.name for export in self.exports)
         if is_component and self.looks_like_wit_package():
             package_exports = self.wit_package_exports()
             if package_exports is not None:
                 kind = WasmKind.WIT_PACKAGE
-                exports = sorted(set(package_exports))
+                exports = _unique(package_exports)
         return WasmInfo(
             path=self.wasm.path,
             kind=kind,
@@ -782,7 +801,9 @@ class _Reader:
         )
 
     def wit_package_exports(self) -> list[str] | None:
-        """The qualified names a WIT package defines, or None if an export is not a component type.
+        """The names a WIT package exports as rust-oci-wasm lists them, or None if an export is
+        not a component type: each interface and world by qualified name, and after each world
+        what that world exports (foreign interfaces, bare functions), in binary order.
 
         Walks the type index space (type definitions, type aliases, type exports) in section
         order; each exported component type declares its world or interface by qualified name.
@@ -800,8 +821,12 @@ class _Reader:
             elif item.id == _COMP_TYPE:
                 cursor = self.body(item, "type section")
                 for _ in range(cursor.u32()):
-                    opcode, exports = cursor.component_type()
-                    types.append(exports if opcode == 0x41 else None)
+                    opcode, exports, worlds = cursor.component_type()
+                    listed: list[str] = []
+                    for name in exports:
+                        listed.append(name)
+                        listed.extend(worlds.get(name, ()))
+                    types.append(listed if opcode == 0x41 else None)
                 cursor.finish()
             else:
                 cursor = self.body(item, "alias section")
