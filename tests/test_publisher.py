@@ -253,6 +253,93 @@ def test_hatch_user_and_auth_flags_authenticate(
     assert "hatch publish -u/--user: needs -a/--auth too" in alone.stdout + alone.stderr
 
 
+def _versioned_project(
+    root: Path, wasm: Path, version: str, layouts: dict[str, tuple[str, ...]]
+) -> Path:
+    """A project at ``version`` whose dist/ holds one layout per version in ``layouts``."""
+    from hatch_wasm_oci.oci.layout import pack
+
+    root.mkdir(parents=True, exist_ok=True)
+    _set_version(root, version)
+    for layout_version, tags in layouts.items():
+        out = root / "dist" / "wasm-oci" / f"demo_component-{layout_version}"
+        pack(wasm, out, tags=tags, annotations={"org.opencontainers.image.version": layout_version})
+    return root
+
+
+def _set_version(root: Path, version: str) -> None:
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "demo-component"\nversion = "{version}"\n'
+    )
+
+
+def test_publish_pushes_the_current_version_and_never_moves_a_tag_back(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    """dist/ with 0.9.0 and 0.10.0 both tagged latest (the stale-layout case)."""
+    project = _versioned_project(
+        tmp_path / "proj",
+        tiny_component,
+        "0.10.0",
+        {"0.9.0": ("0.9.0", "latest"), "0.10.0": ("0.10.0", "latest")},
+    )
+    old = project / "dist" / "wasm-oci" / "demo_component-0.9.0"
+    new = project / "dist" / "wasm-oci" / "demo_component-0.10.0"
+    repo = f"{registry_anon.address}/{unique_repo('stale')}"
+    path = repo.split("/", 1)[1]
+    env = clean_env(tmp_path / "home")
+    base = (f"repository={repo}", "plain-http=true")
+
+    first = _hatch_publish(project, *base, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"skipped {old} (version 0.9.0, not 0.10.0;" in first.stdout + first.stderr
+    assert sorted(skopeo_tags(registry_anon, path)) == ["0.10.0", "latest"]
+    assert skopeo_raw(registry_anon, f"{path}:latest") == _manifests(new)["latest"]
+
+    # both layouts at once: refused before anything is pushed, one line naming both
+    both = _hatch_publish(project, *base, "versions=all", env=env)
+    assert both.returncode != 0
+    output = (both.stdout + both.stderr).strip()
+    (line,) = [line for line in output.splitlines() if f"{repo}:latest is claimed by" in line]
+    assert str(old) in line and str(new) in line and "nothing was pushed" in line
+    assert sorted(skopeo_tags(registry_anon, path)) == ["0.10.0", "latest"]
+
+    # the project goes back to 0.9.0: latest names 0.10.0 in the registry, so nothing moves
+    _set_version(project, "0.9.0")
+    back = _hatch_publish(project, *base, env=env)
+    assert back.returncode != 0
+    assert (
+        f"{repo}:latest names version 0.10.0 ({_digest(_manifests(new)['latest'])}); not moving "
+        "it back to 0.9.0 — hint: -o force=true moves it anyway"
+    ) in back.stdout + back.stderr
+    assert "Traceback" not in back.stdout + back.stderr
+    assert sorted(skopeo_tags(registry_anon, path)) == ["0.10.0", "latest"]
+    forced = _hatch_publish(project, *base, "force=true", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert skopeo_raw(registry_anon, f"{path}:latest") == _manifests(old)["latest"]
+
+    # skip-existing: references that already name the same manifest are left alone
+    again = _hatch_publish(project, *base, "skip-existing=true", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    digest = _digest(_manifests(old)["latest"])
+    assert sorted(again.stdout.splitlines()) == [
+        f"exists {repo}:0.9.0@{digest} (skip-existing)",
+        f"exists {repo}:latest@{digest} (skip-existing)",
+    ]
+    summary = json.loads((project / "dist" / "wasm-oci-publish.json").read_text())
+    assert summary["references"] == [] and summary["stats"]["manifestsPut"] == 0
+
+    # immutable-tags: no existing tag moves, not even forward or forced
+    _set_version(project, "0.10.0")
+    frozen = _hatch_publish(project, *base, "immutable-tags=true", "force=true", env=env)
+    assert frozen.returncode != 0
+    assert (
+        f"{repo}:latest already names {digest}; immutable-tags forbids moving it"
+        in frozen.stdout + frozen.stderr
+    )
+    assert skopeo_raw(registry_anon, f"{path}:latest") == _manifests(old)["latest"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -358,3 +445,12 @@ def test_example_project_build_publish_pull_run(
     wasm = out / layer.annotations.get("org.opencontainers.image.title", "x.wasm")
     assert wasm.read_bytes() == OciLayout.open(layouts[0]).blob_path(layer.digest).read_bytes()
     assert call_inventory(wasm) == EXPECTED_CALLS
+
+
+def test_version_order_is_pep_440() -> None:
+    from hatch_wasm_oci.build.publish_plan import newer
+
+    assert newer("0.10.0", "0.9.0")  # not string order
+    assert newer("1.0", "1.0rc1") and newer("1.0.post1", "1.0") and newer("1.0", "1.0.dev4")
+    assert not newer("1.0.0", "1.0") and not newer("1.0", "1.0.0")
+    assert not newer("not-a-version", "1.0") and not newer(None, "1.0")

@@ -14,6 +14,7 @@ from typing import Any
 
 from hatch.publish.plugin.interface import PublisherInterface
 
+from hatch_wasm_oci.build.publish_plan import PublishRefused
 from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
 from hatch_wasm_oci.plugin.builder import project_settings
 
@@ -58,7 +59,7 @@ class WasmOciPublisher(PublisherInterface):
         """Called by ``hatch publish``; errors abort with one line per problem."""
         try:
             self._publish(artifacts, options)
-        except ConfigurationError as exc:
+        except (ConfigurationError, PublishRefused) as exc:
             for problem in exc.problems[:-1]:
                 self.app.display_error(problem)
             self.app.abort(exc.problems[-1])
@@ -116,6 +117,15 @@ class WasmOciPublisher(PublisherInterface):
         return layouts
 
     def _publish(self, artifacts: list[str], options: dict[str, Any]) -> None:
+        from hatch_wasm_oci.build.publish_plan import (
+            PlannedPush,
+            PublishRefused,
+            TagRules,
+            check_tags,
+            conflicts,
+            layout_version,
+            select_layouts,
+        )
         from hatch_wasm_oci.files.atomic import write_json
         from hatch_wasm_oci.oci.layout_reader import OciLayout
         from hatch_wasm_oci.registry.credentials import Credentials
@@ -128,8 +138,9 @@ class WasmOciPublisher(PublisherInterface):
             plan_push,
             push,
         )
+        from hatch_wasm_oci.registry.remote_tags import remote_tags
 
-        settings, _metadata = self._settings(options)
+        settings, metadata = self._settings(options)
         if settings.repository is None:
             raise WasmOciError(
                 "no repository to publish to: pass -r/--repo REGISTRY/NAMESPACE/NAME (or "
@@ -155,21 +166,65 @@ class WasmOciPublisher(PublisherInterface):
         )
         repository = settings.repository
         refs = [f"{repository}:{t}" for t in settings.tags] if settings.tags else [repository]
+
+        found = [OciLayout.open(p) for p in self._layouts(artifacts)]
+        versions = {layout.path: layout_version(layout) for layout in found}
+        if not artifacts or settings.versions:
+            chosen, skipped = select_layouts(
+                [(layout.path, versions[layout.path]) for layout in found],
+                settings.versions,
+                str(metadata.version),
+            )
+            for line in skipped:
+                self.app.display_info(line)
+            found = [layout for layout in found if layout.path in chosen]
+        plans = [
+            PlannedPush(layout, plan_push(layout, refs), versions[layout.path]) for layout in found
+        ]
+        refused = conflicts(plans)
+        if refused:
+            raise PublishRefused(refused)
+
         total = PushResult(dry_run=settings.dry_run)
-        for layout_path in self._layouts(artifacts):
-            layout = OciLayout.open(layout_path)
-            targets = plan_push(layout, refs)
-            if settings.dry_run:
-                result = dry_run(targets)
-                lines = dry_run_lines(targets)
-            else:
-                result = push(layout, targets, push_options)
-                lines = [ref.line for ref in result.references]
-            for line in lines:
-                self.app.display(line)
-            total.references.extend(result.references)
-            for name in vars(total.stats):
-                setattr(total.stats, name, getattr(total.stats, name) + getattr(result.stats, name))
+        if settings.dry_run:
+            for plan in plans:
+                for line in dry_run_lines(plan.targets):
+                    self.app.display(line)
+                total.references.extend(dry_run(plan.targets).references)
+        else:
+            rules = TagRules(settings.skip_existing, settings.immutable_tags, settings.force)
+            wanted: dict[str, tuple[Any, set[str]]] = {}
+            for plan in plans:
+                for target in plan.targets:
+                    entry = wanted.setdefault(
+                        target.repository.repo_ref, (target.repository, set())
+                    )
+                    entry[1].update(target.tags)
+            remote = {
+                repo: remote_tags(ref, sorted(tags), push_options)
+                for repo, (ref, tags) in wanted.items()
+            }
+            checked = []
+            refused = []
+            for plan in plans:
+                kept, skipped_refs, refusals = check_tags(plan, remote, rules)
+                checked.append((plan, kept, skipped_refs))
+                refused.extend(refusals)
+            if refused:
+                raise PublishRefused(refused)
+            for plan, kept, skipped_refs in checked:
+                for line in skipped_refs:
+                    self.app.display(line)
+                if not kept:
+                    continue
+                result = push(plan.layout, kept, push_options)
+                for ref in result.references:
+                    self.app.display(ref.line)
+                total.references.extend(result.references)
+                for stat in vars(total.stats):
+                    setattr(
+                        total.stats, stat, getattr(total.stats, stat) + getattr(result.stats, stat)
+                    )
         summary = settings.summary
         summary_path = Path(summary) if summary else Path(self.root) / "dist" / SUMMARY_NAME
         if not summary_path.is_absolute():

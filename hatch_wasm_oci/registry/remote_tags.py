@@ -1,0 +1,82 @@
+"""What a repository's tags point at now: digest and version, read before a push moves them."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
+from hatch_wasm_oci.oci import media_types as mt
+from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES
+from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
+from hatch_wasm_oci.registry.credentials import resolve_credentials
+from hatch_wasm_oci.registry.push import PushOptions
+from hatch_wasm_oci.registry.reference import Reference
+
+VERSION_ANNOTATION = "org.opencontainers.image.version"
+_ACCEPT = ", ".join([mt.MANIFEST, *INDEX_MEDIA_TYPES])
+
+
+@dataclass(frozen=True)
+class RemoteTag:
+    """A tag that exists in the registry: the digest it names and that manifest's version."""
+
+    tag: str
+    digest: str
+    version: str | None
+
+
+def remote_tags(
+    repository: Reference, tags: Iterable[str], options: PushOptions
+) -> dict[str, RemoteTag]:
+    """The tags among ``tags`` that ``repository`` already has (absent ones are left out).
+
+    Credentials, TLS and retries are those the push will use. Manifests are read up to the
+    document size limit; one that does not parse has no version.
+    """
+    environ = options.environ
+    client = RegistryClient(
+        repository.api_host,
+        options.credentials or resolve_credentials(repository.host, environ),
+        plain_http=options.plain_http,
+        ca_file=options.ca_file,
+        retry=RetryPolicy.from_env(environ),
+    )
+    repo = repository.repository
+    client.want(repo, "pull", "push")
+    found: dict[str, RemoteTag] = {}
+    for tag in dict.fromkeys(tags):
+        action = f"reading tag {repository.repo_ref}:{tag}"
+        response = client.request(
+            "GET",
+            f"/v2/{repo}/manifests/{tag}",
+            repository=repo,
+            action=action,
+            what="manifest",
+            headers={"Accept": _ACCEPT},
+        )
+        if response.status_code == 404:
+            response.close()
+            continue
+        if response.status_code != 200:
+            raise client.error(response, action=action, repository=repo, what="manifest")
+        received = bytearray()
+        for chunk in response.iter_content(65536):
+            received += chunk
+            if len(received) > mt.MAX_DOCUMENT_SIZE:
+                raise RegistryError(f"{action} failed: the manifest is larger than 4 MiB")
+        data = bytes(received)
+        version: str | None = None
+        try:
+            document = parse_json_object(data, "manifest", mt.MAX_DOCUMENT_SIZE)
+            annotations = document.get("annotations")
+            if isinstance(annotations, dict) and isinstance(
+                annotations.get(VERSION_ANNOTATION), str
+            ):
+                version = annotations[VERSION_ANNOTATION]
+        except JsonInputError:
+            pass
+        found[tag] = RemoteTag(tag, "sha256:" + hashlib.sha256(data).hexdigest(), version)
+    return found
