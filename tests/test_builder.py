@@ -492,8 +492,14 @@ def test_tag_templates_use_hatch_context_and_reproducible_false_stamps_build_tim
         version="1.2.0+local.3",
     )
     before = datetime.now(tz=timezone.utc).replace(microsecond=0)
-    run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, extra_env={"GIT_SHA": "abc1234"})
+    run = run_hatch(
+        project, "build", "-t", "wasm-oci", env=hatch_env, extra_env={"GIT_SHA": "abc1234"}
+    )
     after = datetime.now(tz=timezone.utc)
+    assert (
+        "tag '1.2.0_local.3' is not SemVer (a local version); wkg and other SemVer resolvers "
+        "will not see it"
+    ) in run.output
     (layout,) = layout_dirs(project)
     index = json.loads((layout / "index.json").read_text())
     tags = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]

@@ -253,6 +253,12 @@ def build_artifact(
     root = Path(root)
     out_dir = Path(out_dir)
     tags = settings.expand_tags(version)
+    if any("{version" in template for template in settings.tags):
+        from hatch_wasm_oci.oci.tags import version_tag
+
+        note = version_tag(version).note
+        if note:
+            log(note)
     created = created_timestamp(environ) if reproducible else _now()
     base = layout_name(name, version)
     annotations = artifact_annotations(
