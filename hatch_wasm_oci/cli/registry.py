@@ -35,6 +35,7 @@ def add_commands(subparsers: Any) -> None:
     )
     pull.add_argument("reference", metavar="REF")
     pull.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
+    pull.add_argument("--force", action="store_true", help="replace an existing DIR/<title>.wasm")
     _transport_options(pull)
     pull.set_defaults(handler=_cmd_pull)
 
@@ -84,7 +85,13 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_pull(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.registry.pull import pull
 
-    result = pull(args.reference, args.output, plain_http=args.plain_http, ca_file=args.ca_file)
+    result = pull(
+        args.reference,
+        args.output,
+        force=args.force,
+        plain_http=args.plain_http,
+        ca_file=args.ca_file,
+    )
     pinned = result.reference if "@" in result.reference else f"{result.reference}@{result.digest}"
     print(f"{pinned} -> {result.wasm} (layout {result.layout})")
     return 0

@@ -75,6 +75,41 @@ def replacing(path: Path, mode: int = 0o644, *, fsync: bool = False) -> Iterator
         raise
 
 
+@contextmanager
+def staged_copy(source: Path, dest: Path) -> Iterator[Path]:
+    """Copy ``source`` to a temporary file beside ``dest`` and yield its path for
+    :func:`place`; whatever is left of it is removed when the block ends."""
+    import shutil
+
+    fd, tmp_name = tempfile.mkstemp(prefix=staging_prefix(dest.name), dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as sink, source.open("rb") as src:
+            shutil.copyfileobj(src, sink, 1 << 20)
+        os.chmod(tmp, 0o644)
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def place(tmp: Path, dest: Path, *, replace: bool) -> None:
+    """Move the file ``tmp`` to ``dest`` (same directory); FileExistsError if ``dest`` exists,
+    unless ``replace``. Without ``replace`` the check and the move are one atomic ``link``."""
+    if replace:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        if os.path.lexists(dest):
+            raise FileExistsError(17, "File exists", str(dest)) from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     with replacing(path, mode) as sink:

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import os
+
+from hatch_wasm_oci.files.regular import FileInputError, open_regular
 
 CHUNK_SIZE = 1 << 20
 
 
-def file_digest(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in chunks (memory stays flat whatever its size)."""
+def file_digest(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """``sha256:<hex>`` of a regular file, read in chunks (memory stays flat whatever its size).
+
+    With ``size`` the file must hold exactly that many bytes: reading stops one byte past it,
+    so a file far larger than announced is refused without being read whole (FileInputError).
+    """
     hasher = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
-    with path.open("rb") as fh:
-        while n := fh.readinto(view):
+    total = 0
+    limit = None if size is None else size + 1
+    with open_regular(path) as fh:
+        while limit is None or total < limit:
+            want = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - total)
+            n = fh.readinto(view[:want])
+            if not n:
+                break
             hasher.update(view[:n])
+            total += n
+    if size is not None and total != size:
+        found = f"more than {size}" if total > size else str(total)
+        raise FileInputError(f"{os.fspath(path)}: has {found} bytes, descriptor says {size}")
     return "sha256:" + hasher.hexdigest()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,8 @@ from typing import Any, BinaryIO
 from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.files.atomic import atomic_write, remove_stale, replacing, staging_prefix
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
+from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
+from hatch_wasm_oci.files.regular import FileInputError, read_regular
 from hatch_wasm_oci.oci import config as oci_config
 from hatch_wasm_oci.oci import media_types as mt
 from hatch_wasm_oci.oci.descriptor import Descriptor
@@ -61,15 +62,24 @@ def blob_relpath(digest: str) -> Path:
     return Path("blobs", algorithm, hexpart)
 
 
+def read_layout_json(layout_dir: Path, name: str) -> dict[str, Any]:
+    """A JSON object file of a layout (``index.json``, ``oci-layout``): a regular file of at
+    most 4 MiB, bounded in depth. FileNotFoundError propagates; anything else is a LayoutError."""
+    path = layout_dir / name
+    try:
+        data = read_regular(path, mt.MAX_DOCUMENT_SIZE)
+        return parse_json_object(data, str(path), mt.MAX_DOCUMENT_SIZE)
+    except (FileInputError, JsonInputError) as exc:
+        raise LayoutError(str(exc)) from None
+
+
 def read_index(layout_dir: Path) -> dict[str, Any]:
     """The parsed ``index.json`` of a layout (LayoutError if missing or not an OCI index)."""
     try:
-        index = json.loads((layout_dir / "index.json").read_bytes())
+        index = read_layout_json(layout_dir, "index.json")
     except FileNotFoundError:
         raise LayoutError(f"{layout_dir}: not an OCI image layout (no index.json)") from None
-    except (OSError, ValueError) as exc:
-        raise LayoutError(f"{layout_dir}/index.json: unreadable: {exc}") from None
-    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+    if not isinstance(index.get("manifests"), list):
         raise LayoutError(f"{layout_dir}/index.json: not an OCI image index")
     return index
 
@@ -94,6 +104,7 @@ class LayoutWriter:
         self._untagged: dict[str, Descriptor] = {}
         self._added: list[Path] = []
         self._committed = False
+        self._previous_index: bytes | None = None
         if self.out.exists():
             if not (self.out / LAYOUT_FILE).is_file():
                 raise LayoutError(f"{self.out}: exists and is not an OCI image layout")
@@ -205,6 +216,8 @@ class LayoutWriter:
         listed = {entry.get("digest") for entry in kept if isinstance(entry, dict)}
         untagged = [d.to_json() for digest, d in self._untagged.items() if digest not in listed]
         index["manifests"] = kept + added + untagged
+        if self._existing:
+            self._previous_index = read_regular(self._root / "index.json", mt.MAX_DOCUMENT_SIZE)
         atomic_write(self._root / LAYOUT_FILE, oci_config.canonical_json(LAYOUT_VERSION))
         atomic_write(self._root / "index.json", oci_config.canonical_json(index))
         if not self._existing:
@@ -216,6 +229,22 @@ class LayoutWriter:
                     f"{self.out}: cannot move the new layout into place: {exc}"
                 ) from None
         self._committed = True
+
+    def rollback(self) -> None:
+        """Undo a ``commit()`` just made: a new layout is removed, an existing one gets its
+        previous ``index.json`` back and loses the blobs this writer added."""
+        if not self._committed:
+            self.abort()
+            return
+        import shutil
+
+        if not self._existing:
+            shutil.rmtree(self.out, ignore_errors=True)
+            return
+        if self._previous_index is not None:
+            atomic_write(self.out / "index.json", self._previous_index)
+        self._committed = False
+        self.abort()
 
     def abort(self) -> None:
         """Remove everything this writer added."""

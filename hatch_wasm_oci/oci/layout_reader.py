@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,17 @@ from typing import Any
 from hatch_wasm_oci.errors import LayoutError
 from hatch_wasm_oci.files.digest import file_digest
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
+from hatch_wasm_oci.files.regular import FileInputError, open_regular, read_exactly
 from hatch_wasm_oci.oci import media_types
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
 from hatch_wasm_oci.oci.descriptor import Descriptor
-from hatch_wasm_oci.oci.layout import LAYOUT_FILE, REF_NAME, blob_relpath, read_index
+from hatch_wasm_oci.oci.layout import (
+    LAYOUT_FILE,
+    REF_NAME,
+    blob_relpath,
+    read_index,
+    read_layout_json,
+)
 from hatch_wasm_oci.oci.manifest import WasmManifest
 from hatch_wasm_oci.oci.tags import TAG_PATTERN
 
@@ -37,12 +43,10 @@ class OciLayout:
             what = "does not exist" if not root.exists() else "is not a directory"
             raise LayoutError(f"{root}: {what}")
         try:
-            marker = json.loads((root / LAYOUT_FILE).read_bytes())
+            marker = read_layout_json(root, LAYOUT_FILE)
         except FileNotFoundError:
             raise LayoutError(f"{root}: not an OCI image layout (no oci-layout file)") from None
-        except (OSError, ValueError) as exc:
-            raise LayoutError(f"{root}/oci-layout: unreadable: {exc}") from None
-        if not isinstance(marker, dict) or marker.get("imageLayoutVersion") != "1.0.0":
+        if marker.get("imageLayoutVersion") != "1.0.0":
             raise LayoutError(f"{root}/oci-layout: imageLayoutVersion is not 1.0.0")
         return cls(root, read_index(root))
 
@@ -82,16 +86,11 @@ class OciLayout:
             raise LayoutError(f"{descriptor.digest}: {descriptor.size} bytes is too large")
         path = self.blob_path(descriptor.digest)
         try:
-            data = path.read_bytes()
+            data = read_exactly(path, descriptor.size)
         except FileNotFoundError:
             raise LayoutError(f"{self.path}: blob {descriptor.digest} is missing") from None
-        except OSError as exc:
-            raise LayoutError(f"{path}: unreadable: {exc.strerror}") from None
-        if len(data) != descriptor.size:
-            raise LayoutError(
-                f"{self.path}: blob {descriptor.digest} has {len(data)} bytes, "
-                f"descriptor says {descriptor.size}"
-            )
+        except FileInputError as exc:
+            raise LayoutError(str(exc)) from None
         if "sha256:" + hashlib.sha256(data).hexdigest() != descriptor.digest:
             raise LayoutError(f"{self.path}: blob {descriptor.digest} does not match its digest")
         return data
@@ -164,21 +163,40 @@ class OciLayout:
             manifest = self.wasm_manifest(desc)
             parse_config_of(manifest, self.read_document(manifest.config))
             layer = manifest.layer
-            path = self.blob_path(layer.digest)
-            if not path.is_file():
-                return f"layer blob {layer.digest} is missing"
-            size = path.stat().st_size
-            if size != layer.size:
-                return f"layer blob {layer.digest} has {size} bytes, descriptor says {layer.size}"
-            with path.open("rb") as blob:
+            self.check_blob(layer)
+            with open_regular(self.blob_path(layer.digest)) as blob:
                 check_layer_head(manifest, blob.read(LAYER_HEAD_SIZE))
-            if file_digest(path) != layer.digest:
+            if self.blob_digest(layer) != layer.digest:
                 return f"layer blob {layer.digest} does not match its digest"
         except LayoutError as exc:
             return str(exc).removeprefix(f"{self.path}: ")
-        except OSError as exc:
-            return f"unreadable: {exc}"
         return None
+
+    def blob_digest(self, descriptor: Descriptor) -> str:
+        """The digest of a blob of any size, read once; LayoutError if it is missing, not a
+        regular file, or not ``descriptor.size`` bytes (a larger one is refused unread)."""
+        path = self.blob_path(descriptor.digest)
+        try:
+            return file_digest(path, descriptor.size)
+        except FileNotFoundError:
+            raise LayoutError(f"{self.path}: blob {descriptor.digest} is missing") from None
+        except FileInputError as exc:
+            raise LayoutError(str(exc)) from None
+
+    def check_blob(self, descriptor: Descriptor) -> Path:
+        """The path of a blob that is a regular file of ``descriptor.size`` bytes (not hashed);
+        LayoutError otherwise. Readers of big blobs (push) call it before streaming."""
+        path = self.blob_path(descriptor.digest)
+        try:
+            with open_regular(path) as fh:
+                size = os.fstat(fh.fileno()).st_size
+        except FileNotFoundError:
+            raise LayoutError(f"{self.path}: blob {descriptor.digest} is missing") from None
+        except FileInputError as exc:
+            raise LayoutError(str(exc)) from None
+        if size != descriptor.size:
+            raise LayoutError(f"{path}: has {size} bytes, descriptor says {descriptor.size}")
+        return path
 
 
 def _parse_json(data: bytes, what: str) -> dict[str, Any]:

@@ -6,20 +6,22 @@ Only ``Credentials.source`` (where the secret came from) may ever be shown to th
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatch_wasm_oci.errors import RegistryError
-from hatch_wasm_oci.registry.errors import json_object
+from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
+from hatch_wasm_oci.files.regular import FileInputError, read_regular
 from hatch_wasm_oci.registry.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY
 
 ENV_USERNAME = "HATCH_WASM_OCI_USERNAME"
 ENV_PASSWORD = "HATCH_WASM_OCI_PASSWORD"
 ENV_TOKEN = "HATCH_WASM_OCI_TOKEN"
 
+# A docker config with a few hundred registries is some 100 KiB.
+MAX_CONFIG_SIZE = 4 << 20
 _DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 
@@ -101,10 +103,10 @@ def _run_helper(
             f"credential helper {binary} failed (exit {proc.returncode}) for {host}"
         )
     try:
-        payload = json.loads(proc.stdout)
+        payload = parse_json_object(proc.stdout, binary, MAX_CONFIG_SIZE)
         username = str(payload.get("Username") or "")
         secret = str(payload.get("Secret") or "")
-    except (ValueError, AttributeError):
+    except JsonInputError:
         raise RegistryError(
             f"credential helper {binary} printed something that is not JSON"
         ) from None
@@ -141,12 +143,13 @@ def _from_auths_entry(entry: Mapping[str, object], source: str) -> Credentials |
 def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credentials | None:
     config = docker_config_path(environ)
     try:
-        text = config.read_text(encoding="utf-8")
+        data = parse_json_object(
+            read_regular(config, MAX_CONFIG_SIZE), str(config), MAX_CONFIG_SIZE
+        )
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise RegistryError(f"cannot read {config}: {exc.strerror}") from None
-    data = json_object(text, str(config))
+    except (FileInputError, JsonInputError) as exc:
+        raise RegistryError(str(exc)) from None
     wanted = _hosts_for(host)
     helpers = data.get("credHelpers") or {}
     if isinstance(helpers, dict):

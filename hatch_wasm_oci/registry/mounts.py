@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci.files.atomic import atomic_write
+from hatch_wasm_oci.files.json_input import JsonInputError, parse_json
+from hatch_wasm_oci.files.regular import FileInputError, read_regular
 
 MAX_REPOS_PER_BLOB = 8
 MAX_BLOBS_PER_HOST = 2000
+# 2000 blobs x 8 repositories per host fit in a few MiB; a larger file is not ours.
+MAX_CACHE_SIZE = 16 << 20
 
 
 def cache_path() -> Path:
@@ -32,8 +37,13 @@ class BlobLocations:
         self.path = path or cache_path()
         self._data: dict[str, dict[str, list[str]]] = {}
         try:
-            raw: Any = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_regular(self.path, MAX_CACHE_SIZE)
+            raw: Any = parse_json(data, str(self.path), MAX_CACHE_SIZE)
+        except FileNotFoundError:
+            raw = {}
+        except (FileInputError, JsonInputError) as exc:
+            # A corrupt cache must not break every later push: it is rewritten on save.
+            sys.stderr.write(f"hatch-wasm-oci: warning: blob-location cache ignored: {exc}\n")
             raw = {}
         if isinstance(raw, dict):
             for host, blobs in raw.items():

@@ -8,6 +8,8 @@ is left behind when a check fails.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -15,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci.errors import ArtifactError, LayoutError, RegistryError
-from hatch_wasm_oci.files.atomic import replacing
-from hatch_wasm_oci.files.digest import CHUNK_SIZE
+from hatch_wasm_oci.files.atomic import place, staged_copy
 from hatch_wasm_oci.oci import media_types as mt
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
 from hatch_wasm_oci.oci.descriptor import Descriptor
-from hatch_wasm_oci.oci.layout import TITLE, LayoutWriter, blob_relpath
+from hatch_wasm_oci.oci.layout import TITLE, LayoutWriter
 from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES, ImageIndex, WasmManifest, is_index
 from hatch_wasm_oci.registry.client import Backoff, RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
@@ -29,6 +30,12 @@ from hatch_wasm_oci.registry.reference import Reference, parse_reference
 from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS
 
 MAX_MANIFEST_SIZE = mt.MAX_DOCUMENT_SIZE
+MAX_NAME_STEM = 100
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{p}{n}" for p in ("COM", "LPT") for n in "123456789"]
+)
 LAYOUT_DIR_NAME = "layout"
 # A Wasm artifact is an OCI manifest; a tag may also hold an index that lists one.
 ACCEPT = ", ".join([mt.MANIFEST, *INDEX_MEDIA_TYPES])
@@ -45,8 +52,20 @@ class PullResult:
     size: int
 
 
+class _Interrupted(Exception):
+    """The network failed while a blob streamed in (a disk failure is never this)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
 class _StreamReader:
-    """``readinto`` over a streaming response, refusing more than ``limit`` bytes."""
+    """``readinto`` over a streaming response, refusing more than ``limit`` bytes.
+
+    Network errors become ``_Interrupted`` so that the caller retries them, while errors
+    writing the blob (a full disk, a read-only directory) reach the user as they are.
+    """
 
     def __init__(self, chunks: Iterator[bytes], limit: int) -> None:
         self._chunks = chunks
@@ -60,6 +79,8 @@ class _StreamReader:
                 self._pending = next(self._chunks)
             except StopIteration:
                 return 0
+            except TRANSPORT_ERRORS as exc:
+                raise _Interrupted(exc) from None
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -69,12 +90,23 @@ class _StreamReader:
         return n
 
 
-def _wasm_name(layer: Descriptor, repository: str) -> str:
-    title = layer.annotations.get(TITLE, "")
-    name = Path(title.replace("\\", "/")).name if title else ""
-    if name in ("", ".", "..") or name.startswith("."):
-        name = repository.rsplit("/", 1)[-1] + ".wasm"
-    return name
+def wasm_file_name(title: str | None, repository: str) -> str:
+    """The name ``pull`` gives the ``.wasm``: ``<sanitised title>.wasm``, never a path.
+
+    The registry chooses the title, so only its last path component is kept, reduced to
+    ``[A-Za-z0-9._-]`` without leading dots, at most 100 characters, never a Windows device
+    name, and ``.wasm`` is always the extension (a title ``Makefile`` gives ``Makefile.wasm``).
+    Without a usable title the repository's last component is used.
+    """
+    base = (title or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if base.lower().endswith(".wasm"):
+        base = base[: -len(".wasm")]
+    stem = _UNSAFE_IN_NAME.sub("_", base).lstrip("._-")[:MAX_NAME_STEM].rstrip("._-")
+    if not stem.strip("_"):
+        stem = _UNSAFE_IN_NAME.sub("_", repository.rsplit("/", 1)[-1]).lstrip("._-") or "artifact"
+    if stem.split(".", 1)[0].upper() in _WINDOWS_DEVICES:
+        stem = "_" + stem
+    return stem + ".wasm"
 
 
 def _parse_manifest(data: bytes, where: str) -> WasmManifest:
@@ -157,8 +189,8 @@ def _fetch_blob(
                 f"{action} failed: the blob the registry sent does not match its digest "
                 "(corrupted or tampered); nothing was written"
             ) from None
-        except TRANSPORT_ERRORS as exc:
-            backoff.wait_or_raise(f"download interrupted ({type(exc).__name__})", None, action)
+        except _Interrupted as exc:
+            backoff.wait_or_raise(f"download interrupted ({exc})", None, action)
             continue
         finally:
             response.close()
@@ -171,11 +203,16 @@ def pull(
     reference: str,
     out_dir: Path,
     *,
+    force: bool = False,
     plain_http: bool = False,
     ca_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> PullResult:
-    """Pull ``reference`` into ``out_dir``: ``<title>.wasm`` and ``layout/`` (an OCI layout)."""
+    """Pull ``reference`` into ``out_dir``: ``<title>.wasm`` and ``layout/`` (an OCI layout).
+
+    An existing ``.wasm`` of that name is replaced only with ``force``. On any failure
+    ``out_dir`` is left as it was (removed if this call created it).
+    """
     ref = parse_reference(reference)
     if not ref.tag and not ref.digest:
         ref = ref.with_tag("latest")
@@ -189,27 +226,52 @@ def pull(
     client.want(ref.repository, "pull")
     data, digest, manifest = _resolve_manifest(client, ref)
     out_dir = Path(out_dir)
-    created = not out_dir.exists()
+    title = manifest.layer.annotations.get(TITLE)
+    wasm_path = out_dir / wasm_file_name(title, ref.repository)
+    if not force and os.path.lexists(wasm_path):
+        raise LayoutError(f"{wasm_path} exists (pull --force replaces it)")
+    created = _make_directory(out_dir)
     try:
-        return _write(client, ref, out_dir, data, digest, manifest)
-    except BaseException:
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        return _write(client, ref, out_dir, wasm_path, force, data, digest, manifest)
+    except BaseException as exc:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(exc, FileExistsError):
+            raise LayoutError(f"{wasm_path} exists (pull --force replaces it)") from None
+        if isinstance(exc, OSError):
+            raise LayoutError(f"{out_dir}: cannot write: {exc.strerror or exc}") from None
         raise
+
+
+def _make_directory(path: Path) -> Path | None:
+    """Create ``path`` (and missing parents); return the topmost directory created, if any."""
+    if path.is_dir():
+        return None
+    top = path
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot create: {exc.strerror or exc}") from None
+    return top
 
 
 def _write(
     client: RegistryClient,
     ref: Reference,
     out_dir: Path,
+    wasm_path: Path,
+    force: bool,
     data: bytes,
     digest: str,
     manifest: WasmManifest,
 ) -> PullResult:
+    """Stage the layout and a copy of the layer, then commit the layout and place the
+    ``.wasm``; whatever fails before the end is undone."""
     action = f"pulling {ref}"
     layer = manifest.layer
     layout_path = out_dir / LAYOUT_DIR_NAME
-    wasm_path = out_dir / _wasm_name(layer, ref.repository)
     with LayoutWriter(layout_path) as writer:
         if manifest.config.size > mt.MAX_DOCUMENT_SIZE:
             raise RegistryError(f"{action}: the config is larger than {mt.MAX_DOCUMENT_SIZE} bytes")
@@ -228,8 +290,11 @@ def _write(
         else:
             # Pulled by digest: untagged, never sha256-<hex> (the referrers fallback tag).
             writer.add_untagged(stored)
-        writer.commit()
-    blob_file = layout_path / blob_relpath(layer.digest)
-    with blob_file.open("rb") as source, replacing(wasm_path) as sink:
-        shutil.copyfileobj(source, sink, CHUNK_SIZE)
+        with staged_copy(writer.blob_path(layer.digest), wasm_path) as staged:
+            writer.commit()
+            try:
+                place(staged, wasm_path, replace=force)
+            except BaseException:
+                writer.rollback()
+                raise
     return PullResult(str(ref), digest, wasm_path, layout_path, layer.size)

@@ -148,15 +148,7 @@ def _manifest_blobs(layout: OciLayout, desc: Descriptor) -> tuple[Descriptor, ..
     blobs: list[Descriptor] = []
     for item in items:
         blob = Descriptor.from_json(item)
-        path = layout.blob_path(blob.digest)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise LayoutError(f"{layout.path}: blob {blob.digest} is missing") from None
-        if size != blob.size:
-            raise LayoutError(
-                f"{layout.path}: blob {blob.digest} has {size} bytes, descriptor says {blob.size}"
-            )
+        layout.check_blob(blob)  # a regular file of the descriptor's size
         if blob.digest not in {b.digest for b in blobs}:
             blobs.append(blob)
     return tuple(blobs)

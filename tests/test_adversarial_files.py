@@ -1,0 +1,344 @@
+"""The standing adversarial suite for files: hostile titles, crafted layouts, full and
+read-only file systems, kills and concurrent writers.
+
+Every case runs the real CLI in a subprocess (``run_bounded``) and checks what the issue
+promises: a one-line error and exit status 2 (never a traceback), nothing written outside
+the output directory, nothing half-written, peak RSS under 256 MiB, and no hang.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from hatch_wasm_oci.oci.layout import pack
+from hatch_wasm_oci.registry import pull as pull_module
+from tests.adversarial_fixtures import (
+    dev_zero,
+    fifo,
+    nested_json,
+    replace_blob,
+    retitle,
+    run_bounded,
+    small_filesystem,
+    sparse,
+    tree,
+)
+from tests.registry_fixtures import (
+    RegistryServer,
+    clean_env,
+    padded_component,
+    plain_push,
+    unique_repo,
+)
+
+# -- pull: the .wasm gets a name we choose --------------------------------------------------
+
+HOSTILE_TITLES = {
+    "Makefile": "Makefile.wasm",
+    "../escape.wasm": "escape.wasm",
+    "/etc/passwd": "passwd.wasm",
+    "C:\\Windows\\evil.wasm": "evil.wasm",
+    "a\x00b.wasm": "a_b.wasm",
+    "x" * 400: "x" * 100 + ".wasm",
+    "..": "app.wasm",
+    ".bashrc": "bashrc.wasm",
+    "NUL": "_NUL.wasm",
+    "\x1b[31mred\x1b[0m": "31mred_0m.wasm",
+    "layout": "layout.wasm",
+    "": "app.wasm",
+}
+
+
+@pytest.mark.parametrize(("title", "expected"), list(HOSTILE_TITLES.items()))
+def test_wasm_file_name_is_sanitised(title: str, expected: str) -> None:
+    from hatch_wasm_oci.registry.pull import wasm_file_name
+
+    assert wasm_file_name(title, "acme/app") == expected
+
+
+def _push_titled(server: RegistryServer, tiny: Path, tmp_path: Path, titles: list[str]) -> str:
+    layout = pack(tiny, tmp_path / "crafted", tags=["base"]).layout
+    for i, title in enumerate(titles):
+        retitle(layout, title, f"t{i}")
+    repo = unique_repo("hostile")
+    pushed = plain_push(layout, f"{server.address}/{repo}", clean_env(tmp_path / "home"))
+    assert pushed.returncode == 0, pushed.stderr
+    return repo
+
+
+def test_pull_writes_only_under_a_sanitised_title(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    titles = ["Makefile", "a\x00b", "y" * 400, "../../escape", "/tmp/abs.wasm"]
+    repo = _push_titled(registry_anon, tiny_component, tmp_path, titles)
+    env = clean_env(tmp_path / "home")
+    work = tmp_path / "work"
+    out = work / "out"
+    out.mkdir(parents=True)
+    (out / "Makefile").write_bytes(b"all:\n\techo precious\n")
+    outside = tree(tmp_path / "work")
+    for i, title in enumerate(titles):
+        ref = f"{registry_anon.address}/{repo}:t{i}"
+        before = tree(out)
+        result = run_bounded("pull", ref, "-o", out, "--plain-http", env=env)
+        assert result.returncode == 0, result.stderr
+        result.check_no_traceback()
+        name = pull_module.wasm_file_name(title, repo)
+        assert (out / name).read_bytes() == tiny_component.read_bytes()
+        after = tree(out)
+        new = {k for k in after if k not in before and k.split("/")[0] != "layout"}
+        assert new == {name}, new
+        assert after["Makefile"] == b"all:\n\techo precious\n"
+    assert sorted(p.name for p in work.iterdir()) == ["out"]
+    assert {k for k in tree(work) if not k.startswith("out/")} == {
+        k for k in outside if not k.startswith("out/")
+    }
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_pull_never_replaces_an_existing_file_without_force(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    repo = _push_titled(registry_anon, tiny_component, tmp_path, ["Makefile"])
+    env = clean_env(tmp_path / "home")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Makefile.wasm").write_bytes(b"mine")
+    before = tree(out)
+    ref = f"{registry_anon.address}/{repo}:t0"
+    refused = run_bounded("pull", ref, "-o", out, "--plain-http", env=env)
+    refused.check_clean_failure("Makefile.wasm exists", "--force")
+    assert tree(out) == before  # no layout/ either
+
+    forced = run_bounded("pull", ref, "-o", out, "--plain-http", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert (out / "Makefile.wasm").read_bytes() == tiny_component.read_bytes()
+
+
+@pytest.mark.parametrize("existing_layout", [False, True])
+def test_pull_failing_at_the_last_step_leaves_the_directory_as_it_was(
+    registry_anon: RegistryServer,
+    tiny_component: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    existing_layout: bool,
+) -> None:
+    # The .wasm is placed after the layout is committed; a failure there (a race with another
+    # writer, a file system refusing the link) cannot be produced on demand: inject it.
+    repo = _push_titled(registry_anon, tiny_component, tmp_path, ["app", "other"])
+    env = clean_env(tmp_path / "home")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    if existing_layout:
+        pull_module.pull(f"{registry_anon.address}/{repo}:t1", out, plain_http=True, environ=env)
+    before = tree(out)
+
+    def fail(tmp: Path, dest: Path, *, replace: bool) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pull_module, "place", fail)
+    with pytest.raises(pull_module.LayoutError, match="No space left on device"):
+        pull_module.pull(f"{registry_anon.address}/{repo}:t0", out, plain_http=True, environ=env)
+    assert tree(out) == before
+
+
+def test_pull_onto_a_full_disk_says_so_and_does_not_retry(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    big = padded_component(tiny_component, tmp_path / "big.wasm", 3 << 20)
+    layout = pack(big, tmp_path / "layout", tags=["big"]).layout
+    repo = unique_repo("full")
+    env = clean_env(tmp_path / "home")
+    assert plain_push(layout, f"{registry_anon.address}/{repo}", env).returncode == 0
+    with small_filesystem(tmp_path / "small", 1 << 20) as kind:
+        out = tmp_path / "small" / "out"
+        out.mkdir()
+        result = run_bounded(
+            "pull",
+            f"{registry_anon.address}/{repo}:big",
+            "-o",
+            out,
+            "--plain-http",
+            env=env,
+            file_size_limit=(1 << 20) if kind == "rlimit" else None,
+        )
+        expected = "No space left on device" if kind == "tmpfs" else "File too large"
+        result.check_clean_failure(expected)
+        assert "interrupted" not in result.stderr and "attempts" not in result.stderr
+        assert result.seconds < 10
+        assert tree(out) == {}
+
+
+def test_pull_into_a_directory_it_may_not_write(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    repo = _push_titled(registry_anon, tiny_component, tmp_path, ["app"])
+    env = clean_env(tmp_path / "home")
+    out = tmp_path / "readonly"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        result = run_bounded(
+            "pull",
+            f"{registry_anon.address}/{repo}:t0",
+            "-o",
+            out,
+            "--plain-http",
+            env=env,
+            obey_permissions=True,
+        )
+        result.check_clean_failure("Permission denied")
+        assert tree(out) == {}
+    finally:
+        out.chmod(0o755)
+
+
+# -- layouts: regular files only, every read capped -------------------------------------------
+
+
+@pytest.fixture
+def layout_copy(tiny_component: Path, tmp_path: Path) -> Path:
+    return pack(tiny_component, tmp_path / "layout", tags=["t"]).layout
+
+
+def _digests(layout: Path) -> dict[str, str]:
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+
+    opened = OciLayout.open(layout)
+    manifest = opened.manifest("t")
+    return {
+        "manifest": opened.tags()["t"].digest,
+        "config": manifest["config"]["digest"],
+        "layer": manifest["layers"][0]["digest"],
+    }
+
+
+def _every_reader(layout: Path, tmp_path: Path, *needles: str) -> None:
+    env = clean_env(tmp_path / "home")
+    for args in (
+        ("verify", layout),
+        ("inspect", layout),
+        ("push", layout, "127.0.0.1:9/acme/app", "--dry-run"),
+    ):
+        result = run_bounded(*args, env=env, timeout=20)
+        result.check_clean_failure(*needles)
+        assert result.seconds < 15
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "needle"),
+    [
+        ("index.json", fifo, "not a regular file"),
+        ("index.json", dev_zero, "not a regular file"),
+        ("oci-layout", fifo, "not a regular file"),
+        ("oci-layout", dev_zero, "not a regular file"),
+        ("index.json", sparse(3 << 30), "larger than 4194304 bytes"),
+        ("oci-layout", sparse(3 << 30), "larger than 4194304 bytes"),
+        ("index.json", lambda p: p.write_bytes(nested_json(200_000)), "nested too deeply"),
+        ("oci-layout", lambda p: p.write_bytes(nested_json(200_000)), "nested too deeply"),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v))[:20],
+)
+def test_hostile_layout_files(
+    layout_copy: Path, tmp_path: Path, name: str, make: object, needle: str
+) -> None:
+    (layout_copy / name).unlink()
+    make(layout_copy / name)  # type: ignore[operator]
+    _every_reader(layout_copy, tmp_path, needle)
+
+
+@pytest.mark.parametrize("blob", ["manifest", "config"])
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (fifo, "not a regular file"),
+        (dev_zero, "not a regular file"),
+        (sparse(3 << 30), "bytes, descriptor says"),
+        (lambda p: p.write_bytes(nested_json(200_000)), "bytes, descriptor says"),
+    ],
+    ids=["fifo", "dev-zero", "sparse-3GiB", "nested"],
+)
+def test_hostile_documents(
+    layout_copy: Path, tmp_path: Path, blob: str, make: object, needle: str
+) -> None:
+    replace_blob(layout_copy, _digests(layout_copy)[blob], make)  # type: ignore[arg-type]
+    _every_reader(layout_copy, tmp_path, needle)
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (fifo, "not a regular file"),
+        (dev_zero, "not a regular file"),
+        (sparse(64 << 30), "bytes, descriptor says 9"),
+    ],
+    ids=["fifo", "dev-zero", "sparse-64GiB"],
+)
+def test_hostile_layer_blob(layout_copy: Path, tmp_path: Path, make: object, needle: str) -> None:
+    replace_blob(layout_copy, _digests(layout_copy)["layer"], make)  # type: ignore[arg-type]
+    env = clean_env(tmp_path / "home")
+    for args in (("verify", layout_copy), ("push", layout_copy, "127.0.0.1:9/a/b", "--dry-run")):
+        result = run_bounded(*args, env=env, timeout=20)
+        result.check_clean_failure(needle)
+
+
+def test_nested_manifest_with_a_matching_digest_is_a_one_line_error(
+    layout_copy: Path, tmp_path: Path
+) -> None:
+    # A manifest blob whose digest matches but whose JSON is 100,000 levels deep.
+    from hatch_wasm_oci.oci.layout import Descriptor, LayoutWriter
+
+    deep = nested_json(100_000)
+    with LayoutWriter(layout_copy) as writer:
+        digest, size = writer.add_blob(deep)
+        writer.tag("deep", Descriptor("application/vnd.oci.image.manifest.v1+json", digest, size))
+        writer.commit()
+    _every_reader(layout_copy, tmp_path, "nested too deeply")
+
+
+# -- other JSON inputs: the docker config and the blob-location cache ------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (fifo, "not a regular file"),
+        (dev_zero, "not a regular file"),
+        (lambda p: p.write_bytes(nested_json(200_000)), "nested too deeply"),
+    ],
+    ids=["fifo", "dev-zero", "nested"],
+)
+def test_hostile_docker_config(tmp_path: Path, make: object, needle: str) -> None:
+    config_dir = tmp_path / "docker"
+    config_dir.mkdir()
+    make(config_dir / "config.json")  # type: ignore[operator]
+    env = clean_env(tmp_path / "home", DOCKER_CONFIG=str(config_dir))
+    result = run_bounded("pull", "127.0.0.1:9/acme/app:1", "-o", tmp_path / "out", env=env)
+    result.check_clean_failure(needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_blob_location_cache_is_ignored_with_a_warning(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    layout = pack(tiny_component, tmp_path / "layout", tags=["t"]).layout
+    env = clean_env(tmp_path / "home")
+    cache = Path(env["XDG_CACHE_HOME"]) / "hatch-wasm-oci" / "blob-locations.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(nested_json(200_000))
+    ref = f"{registry_anon.address}/{unique_repo('cache')}"
+    result = run_bounded("push", layout, ref, "--plain-http", env=env)
+    assert result.returncode == 0, result.stderr
+    result.check_no_traceback()
+    assert "warning: blob-location cache ignored" in result.stderr
+    assert "nested too deeply" in result.stderr
+    # The cache was rewritten: the next push reads it without a warning.
+    again = run_bounded("push", layout, ref, "--plain-http", env=env)
+    assert again.returncode == 0 and "warning" not in again.stderr, again.stderr
+    digest = "sha256:" + hashlib.sha256(tiny_component.read_bytes()).hexdigest()
+    assert digest in cache.read_text()
