@@ -247,6 +247,7 @@ def build_artifact(
     Raises WasmOciError subclasses (ConfigurationError, BuildStepError, ...) with one-line
     messages.
     """
+    from hatch_wasm_oci.build.wit_deps import fetch_wit_dependencies
     from hatch_wasm_oci.oci.config import created_timestamp
     from hatch_wasm_oci.oci.layout import pack
 
@@ -259,6 +260,9 @@ def build_artifact(
         note = version_tag(version).note
         if note:
             log(note)
+    fetch_wit_dependencies(
+        settings, root=root, environ=os.environ if environ is None else environ, log=log
+    )
     created = created_timestamp(environ) if reproducible else _now()
     base = layout_name(name, version)
     annotations = artifact_annotations(

@@ -84,6 +84,7 @@ COMMON_KEYS = (
     "tar",
     "embed-metadata",
     "repository",
+    "wit-dependencies",
 )
 HOOK_ONLY_KEYS = ("include-in-wheel", "sdist")
 COMPONENTIZE_PY_KEYS = ("wit-path", "world", "app", "python-path", "stub-wasi", "args")
@@ -136,6 +137,9 @@ class WasmOciSettings:
     repository: str | None = None
     include_in_wheel: str | None = None
     sdist: bool = False
+    #: ``wit-dependencies``: None (fetch when the WIT lacks packages), False, or a wasm-pkg
+    #: config table (which also turns the step on).
+    wit_dependencies: bool | Mapping[str, Any] | None = None
     formatter: TagFormatter = field(default=version_only_formatter, compare=False, repr=False)
 
     def key(self, *names: str) -> str:
@@ -455,6 +459,12 @@ def parse_settings(
     tar = _bool(config, "tar", table, problems, False)
     embed = _bool(config, "embed-metadata", table, problems, True)
     repository = _repository(config, "repository", table, problems)
+    wit_dependencies = config.get("wit-dependencies")
+    if wit_dependencies is not None and not isinstance(wit_dependencies, (bool, Mapping)):
+        problems.add(
+            f"{table}.wit-dependencies",
+            f"must be true, false or a table, not {_describe(wit_dependencies)}",
+        )
 
     include_in_wheel = None
     sdist = False
@@ -484,6 +494,7 @@ def parse_settings(
         repository=repository,
         include_in_wheel=include_in_wheel,
         sdist=sdist,
+        wit_dependencies=wit_dependencies,
         formatter=formatter,
     )
 

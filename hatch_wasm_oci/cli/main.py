@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hatch_wasm_oci.cli.registry import add_commands  # argparse only; registry code is lazy
 
     add_commands(commands)
+    from hatch_wasm_oci.cli.wit import add_commands as add_wit_commands
+
+    add_wit_commands(commands)
     return parser
 
 
