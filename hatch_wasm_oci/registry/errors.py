@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.files.json_input import JsonInputError, parse_json, parse_json_object
 
 CHUNK_ENV = "HATCH_WASM_OCI_CHUNKED_ABOVE"
+ERROR_BODY_LIMIT = 64 << 10
+"""How much of an error answer is read (and parsed for OCI error codes)."""
+JSON_LIMIT = 16 << 20
+
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)", re.S)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def json_object(data: str | bytes, name: str) -> dict[str, Any]:
-    """``data`` parsed as a JSON object; RegistryError "NAME is not valid JSON" (or an object)."""
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences and control characters (registry-supplied
+    text is printed only through this)."""
+    return _CONTROL.sub(" ", _ESCAPE.sub("", text))
+
+
+def json_object(data: str | bytes, name: str, limit: int = JSON_LIMIT) -> dict[str, Any]:
+    """``data`` parsed as a JSON object (bounded size and depth); RegistryError otherwise."""
     try:
-        parsed = json.loads(data)
-    except ValueError:
-        raise RegistryError(f"{name} is not valid JSON") from None
-    if not isinstance(parsed, dict):
-        raise RegistryError(f"{name} is not a JSON object")
-    return parsed
+        return parse_json_object(data, name, limit)
+    except JsonInputError as exc:
+        raise RegistryError(str(exc)) from None
 
 
 def registry_codes(body: bytes) -> list[tuple[str, str]]:
     """``(code, message)`` pairs from an OCI distribution error body (empty if it has none)."""
     try:
-        data: Any = json.loads(body.decode("utf-8", "replace"))
-    except ValueError:
+        data: Any = parse_json(body[:ERROR_BODY_LIMIT], "error body", ERROR_BODY_LIMIT)
+    except JsonInputError:
         return []
     errors = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(errors, list):
@@ -38,7 +48,7 @@ def registry_codes(body: bytes) -> list[tuple[str, str]]:
 
 
 def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(printable(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

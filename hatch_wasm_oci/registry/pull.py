@@ -177,7 +177,11 @@ def _fetch_blob(
     backoff = Backoff(client.retry)
     while True:
         response = client.request(
-            "GET", f"/v2/{repo}/blobs/{blob.digest}", repository=repo, action=action
+            "GET",
+            f"/v2/{repo}/blobs/{blob.digest}",
+            repository=repo,
+            action=action,
+            size=blob.size,
         )
         if response.status_code != 200:
             raise client.error(response, action=action, repository=repo, what="blob")
@@ -222,6 +226,7 @@ def pull(
         plain_http=plain_http,
         ca_file=ca_file,
         retry=RetryPolicy.from_env(environ),
+        environ=environ,
     )
     client.want(ref.repository, "pull")
     data, digest, manifest = _resolve_manifest(client, ref)

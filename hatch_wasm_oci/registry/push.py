@@ -16,19 +16,16 @@ from typing import Any
 from hatch_wasm_oci.errors import LayoutError, RegistryError
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout_reader import OciLayout
-from hatch_wasm_oci.registry.client import (
-    Backoff,
-    Progress,
-    RegistryClient,
-    RetryPolicy,
-    TransientError,
-)
+from hatch_wasm_oci.registry.client import RegistryClient
 from hatch_wasm_oci.registry.credentials import Credentials, resolve_credentials
-from hatch_wasm_oci.registry.errors import CHUNK_ENV, registry_codes
+from hatch_wasm_oci.registry.errors import CHUNK_ENV, ERROR_BODY_LIMIT, printable, registry_codes
 from hatch_wasm_oci.registry.mounts import BlobLocations
-from hatch_wasm_oci.registry.reference import Reference, parse_reference
+from hatch_wasm_oci.registry.progress import Progress
+from hatch_wasm_oci.registry.reference import Reference, parse_reference, validate_reference_tag
+from hatch_wasm_oci.registry.retry import Backoff, RetryPolicy, TransientError
 from hatch_wasm_oci.registry.transport import FileBody
 
+FALLBACK_TAG_PREFIX = "sha256-"
 DEFAULT_CHUNKED_ABOVE = 1 << 30
 DEFAULT_CHUNK_SIZE = 64 << 20
 PROGRESS_ABOVE = 8 << 20
@@ -163,16 +160,25 @@ def plan_push(layout: OciLayout, references: Sequence[str]) -> list[PushTarget]:
     if not references:
         raise RegistryError("no reference to push to")
     tags = layout.tags()
+    for tag in tags:
+        try:
+            validate_reference_tag(tag)
+        except RegistryError:
+            raise LayoutError(
+                f"{layout.path}: index.json holds the tag {printable(tag)!r}, which is not a valid "
+                "OCI tag; refused before contacting any registry"
+            ) from None
     manifests = {d.digest: d for d in layout.manifests()}
     if not manifests:
         raise LayoutError(f"{layout.path}: the layout holds no manifest")
-    wanted: dict[tuple[str, str], tuple[Reference, Descriptor, list[str]]] = {}
+    # Per (repository, manifest): the tags, in order, as dict keys (no quadratic membership).
+    wanted: dict[tuple[str, str], tuple[Reference, Descriptor, dict[str, None]]] = {}
 
     def add(ref: Reference, desc: Descriptor, tag: str | None) -> None:
         key = (ref.repo_ref, desc.digest)
-        entry = wanted.setdefault(key, (Reference(ref.host, ref.repository), desc, []))
-        if tag and tag not in entry[2]:
-            entry[2].append(tag)
+        entry = wanted.setdefault(key, (Reference(ref.host, ref.repository), desc, {}))
+        if tag:
+            entry[2][tag] = None
 
     for text in references:
         ref = parse_reference(text)
@@ -191,8 +197,10 @@ def plan_push(layout: OciLayout, references: Sequence[str]) -> list[PushTarget]:
                     f"{text}: the layout has several manifests and no tag {ref.tag!r} "
                     f"(its tags: {known})"
                 )
-        elif tags:
-            for tag, desc in tags.items():
+        elif pushable := {t: d for t, d in tags.items() if not t.startswith(FALLBACK_TAG_PREFIX)}:
+            # Referrers-API fallback tags (sha256-<hex>, as pull writes them) are pushed only
+            # when named: pushing them back would create tags the user never asked for.
+            for tag, desc in pushable.items():
                 add(ref, desc, tag)
         elif len(manifests) == 1:
             add(ref, next(iter(manifests.values())), None)
@@ -257,6 +265,7 @@ class _Pusher:
                 plain_http=self.options.plain_http,
                 ca_file=self.options.ca_file,
                 retry=RetryPolicy.from_env(environ),
+                environ=environ,
             )
         return self.clients[host]
 
@@ -300,7 +309,7 @@ class _Pusher:
         echoed = response.headers.get("Docker-Content-Digest")
         if echoed and echoed != desc.digest:
             raise RegistryError(
-                f"{action}: the registry stored digest {echoed}, not {desc.digest} "
+                f"{action}: the registry stored digest {printable(echoed)}, not {desc.digest} "
                 "(it rewrote the manifest)"
             )
         self.stats.manifests_put += 1
@@ -356,8 +365,9 @@ class _Pusher:
         if response.status_code == 201:
             self.stats.blobs_mounted += 1
             return None
-        if response.status_code == 202 and response.headers.get("Location"):
-            return response.headers["Location"]
+        location = client.location(response)
+        if response.status_code == 202 and location:
+            return location
         raise client.error(response, action=action, repository=repo, what="blob")
 
     def start_upload(self, client: RegistryClient, repo: str, action: str) -> str:
@@ -365,7 +375,7 @@ class _Pusher:
             "POST", f"/v2/{repo}/blobs/uploads/", repository=repo, action=action
         )
         response.close()
-        location = response.headers.get("Location")
+        location = client.location(response)
         if response.status_code != 202 or not location:
             raise client.error(response, action=action, repository=repo, what="blob")
         return location
@@ -408,9 +418,9 @@ class _Pusher:
         if response.status_code == 201:
             echoed = response.headers.get("Docker-Content-Digest")
             if echoed and echoed != blob.digest:
-                raise RegistryError(f"{action}: the registry computed digest {echoed}")
+                raise RegistryError(f"{action}: the registry computed digest {printable(echoed)}")
             return
-        codes = {code for code, _ in registry_codes(response.content)}
+        codes = {code for code, _ in registry_codes(response.head(ERROR_BODY_LIMIT))}
         if response.status_code == 400 and "DIGEST_INVALID" in codes:
             raise RegistryError(
                 f"{action} failed: the registry says the bytes do not match {blob.digest} — "
@@ -450,9 +460,10 @@ class _Pusher:
                     retry=False,
                 )
                 response.close()
-                if response.status_code != 202 or not response.headers.get("Location"):
+                next_location = client.location(response)
+                if response.status_code != 202 or not next_location:
                     raise client.error(response, action=action, repository=repo, what="blob")
-                location = response.headers["Location"]
+                location = next_location
         finally:
             progress.finish()
         self._complete(client, repo, blob, location, action, lambda: b"")

@@ -1,154 +1,401 @@
-"""A small HTTP/1.1 transport on ``http.client``: kept-alive connections, TLS, proxies, sendfile.
+"""The HTTP transport: ``urllib3`` 2.x behind a small interface (``Transport``, ``Response``).
 
-``requests`` costs ~70 ms to import, more than the rest of a small push; registry traffic needs
-little of it. Bodies that are file slices go out with ``socket.sendfile`` (no copies through
-Python); other bodies go out whole. ``TCP_NODELAY`` is set, so headers and body never wait on
-Nagle's algorithm and delayed ACKs.
+urllib3 does connection pooling, TLS, proxies (``CONNECT`` tunnels, ``https://`` proxies over
+TLS) and early replies (a 413 sent while an upload is still going out stays readable). This
+module adds what it lacks for a registry client that must not hang or bloat:
+
+- a total deadline per request (a watchdog shuts the socket down when it passes), on top of
+  the per-read timeout, so a server trickling one byte per second is cut off;
+- every body read is capped (``Response.read(limit)``);
+- a blob body streamed from disk (``FileBody``) whose file shrinks or fails to read raises
+  ``LocalFileError``, never a network error;
+- every failure becomes a ``TransportError`` with a short description (no host, no secret).
+
+It follows no redirects and retries nothing: the client decides both (``client.py``).
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import os
-import select
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlsplit
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from hatch_wasm_oci.errors import LayoutError, RegistryError
 
 CONNECT_TIMEOUT = 15.0
-SEGMENT = 8 << 20
-READ_SIZE = 1 << 20
 READ_TIMEOUT = 300.0
+BLOCK = 1 << 20
 DRAIN_LIMIT = 64 << 10
 
-TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
-"""What a broken connection raises (timeouts and TLS errors are ``OSError`` subclasses)."""
+
+class TransportError(Exception):
+    """A request that failed on the way (refused, reset, timed out, TLS): ``description`` is a
+    short phrase without host or secret; ``tls`` holds the ``ssl.SSLError`` of a handshake or
+    certificate failure."""
+
+    def __init__(self, description: str, tls: ssl.SSLError | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.tls = tls
 
 
-def basic_auth(username: str, password: str) -> str:
-    """The ``Authorization`` (or ``Proxy-Authorization``) value for HTTP basic auth."""
-    import base64
+class LocalFileError(LayoutError):
+    """A blob file could not be read while it was being sent (it shrank, or the disk failed)."""
 
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+TRANSPORT_ERRORS = (TransportError,)
+"""What a broken connection raises (kept as a tuple for ``except`` clauses)."""
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of ``url``, the unit credentials are bound to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+class Deadline:
+    """The total time one request may take; when it passes, the watchdog shuts down the socket
+    of the connection in use, so any blocked send or receive returns at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sock: Any = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: Any) -> None:
+        """Shut ``sock`` down when the deadline passes (at once if it already has)."""
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._sock is not None:
+                _shutdown(self._sock)
+
+    def cancel(self) -> None:
+        """Stop the watchdog (the request is over)."""
+        self._timer.cancel()
+        with self._lock:
+            self._sock = None
+
+
+def _shutdown(sock: Any) -> None:
+    raw = getattr(sock, "socket", sock)  # urllib3's SSLTransport (TLS in TLS) wraps a socket
+    with contextlib.suppress(OSError, AttributeError):
+        raw.shutdown(socket.SHUT_RDWR)
+
+
+_current = threading.local()
+
+
+class _Watched:
+    """Connection mixin: hand the socket to the current request's deadline before sending."""
+
+    sock: Any
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline: Deadline | None = getattr(_current, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.watch(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        deadline: Deadline | None = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self.sock)
+
+
+class _HTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class FileBody:
-    """``length`` bytes of the file at ``path`` from ``offset``; ``on_sent`` hears of progress."""
+    """``length`` bytes of the file at ``path`` from ``offset``; ``on_sent`` hears of progress.
+
+    The file is opened when the request is sent; a failure to open or read it, or a file that
+    ends early, raises ``LocalFileError`` (a local problem, never retried as a network one).
+    """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         offset: int,
         length: int,
-        on_sent: Callable[[int], None] | None = None,
+        on_sent: Any = None,
     ) -> None:
         self.path = path
         self.offset = offset
         self.length = length
         self.on_sent = on_sent
+        self._file: Any = None
+        self._left = length
 
-    def send(self, sock: socket.socket) -> None:
-        """Write the bytes to ``sock``: ``sendfile`` in 8 MiB segments on plain sockets, 1 MiB
-        blocks through TLS or without ``os.sendfile`` (where ``socket.sendfile`` would fall
-        back to 8 KiB sends)."""
-        copy = isinstance(sock, ssl.SSLSocket) or not hasattr(os, "sendfile")
-        with open(self.path, "rb") as file:
-            file.seek(self.offset)
-            done = 0
-            while done < self.length:
-                if copy:
-                    block = file.read(min(READ_SIZE, self.length - done))
-                    sock.sendall(block)
-                    sent = len(block)
-                else:
-                    sent = sock.sendfile(file, self.offset + done, min(SEGMENT, self.length - done))
-                if not sent:
-                    raise OSError(f"{self.path} is shorter than expected")
-                done += sent
-                if self.on_sent is not None:
-                    self.on_sent(sent)
+    def open(self) -> None:
+        """Open the file at ``offset`` (LocalFileError if it cannot be read)."""
+        try:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+            self._file.seek(self.offset)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        self._left = self.length
+
+    def read(self, size: int = -1) -> bytes:
+        """The next block (urllib3 calls this while sending)."""
+        want = self._left if size < 0 else min(size, self._left)
+        if want <= 0:
+            return b""
+        try:
+            block: bytes = self._file.read(want)
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if not block:
+            raise LocalFileError(
+                f"{self.path} became shorter while it was being uploaded "
+                f"({self.length - self._left} of {self.length} bytes sent)"
+            )
+        self._left -= len(block)
+        if self.on_sent is not None:
+            self.on_sent(len(block))
+        return block
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class BodyTooLarge(RegistryError):
+    """An answer's body is larger than the caller allows."""
+
+
+MAX_BODY = 4 << 20
+"""The most ``Response.content`` reads (manifests, indexes and configs are capped at 4 MiB)."""
 
 
 class Response:
-    """The status, headers and (lazily read) body of one answer."""
+    """The status, headers and (streamed, capped) body of one answer."""
 
-    def __init__(self, raw: http.client.HTTPResponse, release: Any) -> None:
-        self.status_code = raw.status
-        self.headers = raw.headers
+    def __init__(self, raw: Any, deadline: Deadline) -> None:
+        self.status_code: int = raw.status
+        self.headers: Mapping[str, str] = raw.headers
         self._raw = raw
-        self._release = release
-        self._content: bytes | None = None
+        self._deadline: Deadline | None = deadline
+        self._done = False
+        self._head: bytes | None = None
 
     @property
     def content(self) -> bytes:
-        """The whole body (read once)."""
-        if self._content is None:
-            try:
-                self._content = self._raw.read()
-            finally:
-                self.close()
-        return self._content
+        """The whole body, at most 4 MiB (``BodyTooLarge`` beyond)."""
+        return self.read(MAX_BODY)
 
-    @property
-    def text(self) -> str:
-        """The body as text."""
-        return self.content.decode("utf-8", "replace")
+    def json(self, limit: int = MAX_BODY) -> Any:
+        """The body parsed as JSON with bounded size and depth (ValueError if it is not)."""
+        from hatch_wasm_oci.files.json_input import parse_json
 
-    def json(self) -> Any:
-        """The body parsed as JSON (ValueError if it is not)."""
-        import json
+        return parse_json(self.read(limit), "the answer", limit)
 
-        return json.loads(self.content)
-
-    def iter_content(self, size: int) -> Iterator[bytes]:
-        """The body in blocks of up to ``size`` bytes."""
+    def iter_content(self, size: int = BLOCK) -> Iterator[bytes]:
+        """The body in blocks of up to ``size`` bytes (TransportError if the connection breaks
+        or the request's deadline passes)."""
+        deadline = self._deadline
+        if deadline is None:
+            return
         try:
-            while block := self._raw.read(size):
+            while True:
+                try:
+                    block = self._raw.read1(size) if size else self._raw.read()
+                except (Urllib3Error, OSError) as exc:
+                    raise self._failure(exc, deadline) from None
+                if deadline.expired:
+                    raise self._failure(None, deadline)
+                if not block:
+                    break
                 yield block
+            self._done = True
         finally:
             self.close()
 
+    def read(self, limit: int) -> bytes:
+        """The whole body; ``BodyTooLarge`` if it is longer than ``limit`` bytes."""
+        data = bytearray()
+        for block in self.iter_content(min(BLOCK, limit + 1)):
+            data += block
+            if len(data) > limit:
+                self.close()
+                raise BodyTooLarge(f"the answer is larger than {limit} bytes")
+        return bytes(data)
+
+    def head(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the body (the rest is dropped); b"" if it cannot be read.
+        Asked again, it returns the same bytes."""
+        if self._head is not None:
+            return self._head[:limit]
+        if self._deadline is None:
+            return b""
+        data = bytearray()
+        try:
+            for block in self.iter_content(min(BLOCK, limit)):
+                data += block
+                if len(data) >= limit:
+                    break
+        except TransportError:
+            pass
+        finally:
+            self.close()
+        self._head = bytes(data[:limit])
+        return self._head
+
+    @staticmethod
+    def _failure(exc: BaseException | None, deadline: Deadline) -> TransportError:
+        if deadline.expired:
+            return TransportError(f"timed out (no answer within {deadline.seconds:.0f} s)")
+        return describe(exc) if exc is not None else TransportError("connection error")
+
     def close(self) -> None:
-        """Give the connection back for reuse if the body was read whole, else drop it."""
-        release, self._release = self._release, None
-        if release is None:
+        """Give the connection back for reuse if the body was read whole (or is small), else
+        drop it."""
+        if self._deadline is None:
             return
-        raw = self._raw
-        if not raw.isclosed() and raw.length is not None and raw.length <= DRAIN_LIMIT:
-            # A small unread body (a 401 challenge, an empty 201): read it and keep the
-            # connection (a new TLS handshake costs far more); a large one is not worth it.
-            try:
-                raw.read()
-            except TRANSPORT_ERRORS:
-                release(False)
-                return
-        release(raw.isclosed() and not raw.will_close)
+        raw, deadline = self._raw, self._deadline
+        self._deadline = None
+        try:
+            if not self._done:
+                remaining = raw.length_remaining
+                if remaining is not None and remaining <= DRAIN_LIMIT and not deadline.expired:
+                    raw.drain_conn()  # a 401 challenge, an empty 201: keep the connection
+                else:
+                    raw.close()
+            raw.release_conn()
+        except (Urllib3Error, OSError):
+            raw.close()
+        finally:
+            deadline.cancel()
 
 
-def _proxy_for(scheme: str, host: str) -> str | None:
-    """The proxy URL from ``http_proxy``/``https_proxy``/``no_proxy`` for ``host``, if any."""
-    if not any(k.lower().endswith("_proxy") for k in os.environ):
+def describe(exc: BaseException) -> TransportError:
+    """A TransportError for what urllib3 or the socket raised."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    chain = []
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__ or _reason(cause)
+    for item in chain:
+        if isinstance(item, ssl.SSLError) and not isinstance(item, _TLS_DROPPED):
+            return TransportError("TLS error", tls=item)
+    for item in chain:
+        if isinstance(item, ConnectionRefusedError):
+            return TransportError("connection refused")
+        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
+            return TransportError("host name not found")
+    for item in chain:
+        # urllib3's NewConnectionError is a ConnectTimeoutError: the causes come first.
+        if isinstance(item, (TimeoutError, urllib3.exceptions.TimeoutError)):
+            return TransportError("timed out")
+        if isinstance(item, (BrokenPipeError, ConnectionAbortedError)) or (
+            type(item).__name__ in ("RemoteDisconnected", "IncompleteRead")
+        ):
+            return TransportError("connection closed by the server")
+        if isinstance(item, (ConnectionResetError, *_TLS_DROPPED)):
+            return TransportError("connection reset")
+        if isinstance(item, urllib3.exceptions.ProxyError):
+            return TransportError("the proxy refused the connection")
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return TransportError("connection closed by the server")
+    return TransportError(f"connection error ({type(exc).__name__})")
+
+
+def _reason(exc: BaseException) -> BaseException | None:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):
+        return reason
+    args = getattr(exc, "args", ())
+    for arg in args:
+        if isinstance(arg, BaseException):
+            return arg
+    return None
+
+
+_TLS_DROPPED = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+"""TLS errors that mean the connection went away (a reset), not a trust problem."""
+
+
+def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The proxy URL from ``http_proxy``/``https_proxy``/``all_proxy`` for ``url``, unless
+    ``no_proxy`` names its host."""
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for key, value in env.items():
+        name = key.lower()
+        # Lowercase names win over uppercase ones, as in curl and urllib.
+        if value and name.endswith("_proxy") and (key == name or name not in found):
+            found[name] = value
+    if not found:
         return None
     import urllib.request
 
-    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    proxies = {k[: -len("_proxy")]: v for k, v in found.items()}
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-    if not proxies or bypass(host, proxies):
+    if bypass(parts.netloc, proxies):
         return None
-    return proxies.get(scheme) or proxies.get("all")
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = f"http://{proxy}"
+    return proxy
 
 
 class Transport:
-    """One kept-alive connection per scheme and host, reused across requests."""
+    """Kept-alive connections per scheme, host and port (and proxy), reused across requests."""
 
-    def __init__(self, ca_file: str | None = None) -> None:
+    def __init__(self, ca_file: str | None = None, environ: Mapping[str, str] | None = None):
         self._ca_file = ca_file
-        self._context: Any = None
-        self._idle: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self._environ = environ
+        self._context: ssl.SSLContext | None = None
+        self._managers: dict[str | None, urllib3.PoolManager] = {}
 
-    def _ssl_context(self) -> Any:
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context: the ``ca_file`` if given, else the system store plus certifi."""
         if self._context is None:
             if self._ca_file:
                 self._context = ssl.create_default_context(cafile=self._ca_file)
@@ -162,124 +409,87 @@ class Transport:
                     pass
         return self._context
 
-    def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        proxy = _proxy_for(scheme, netloc.rsplit(":", 1)[0])
-        conn: http.client.HTTPConnection
-        if proxy:
-            parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            proxy_host = parts.hostname or ""
-            headers = {}
-            if parts.username is not None:
-                from urllib.parse import unquote
-
-                password = unquote(parts.password or "")
-                headers["Proxy-Authorization"] = basic_auth(unquote(parts.username), password)
-            if scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    proxy_host,
-                    parts.port or 80,
-                    timeout=CONNECT_TIMEOUT,
-                    context=self._ssl_context(),
-                )
-                conn.set_tunnel(netloc, headers=headers)
+    def _manager(self, url: str) -> urllib3.PoolManager:
+        proxy = proxy_for(url, self._environ)
+        manager = self._managers.get(proxy)
+        if manager is None:
+            common: dict[str, Any] = {
+                "ssl_context": self.ssl_context(),
+                "blocksize": BLOCK,
+                "maxsize": 4,
+            }
+            if proxy is None:
+                manager = urllib3.PoolManager(**common)
             else:
-                conn = http.client.HTTPConnection(
-                    proxy_host, parts.port or 80, timeout=CONNECT_TIMEOUT
+                parts = urlsplit(proxy)
+                headers = None
+                if parts.username is not None:
+                    user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                    headers = urllib3.make_headers(proxy_basic_auth=user)
+                bare = f"{parts.scheme}://{parts.hostname}" + (
+                    f":{parts.port}" if parts.port else ""
                 )
-                conn.proxy_headers = headers  # type: ignore[attr-defined]
-        elif scheme == "https":
-            conn = http.client.HTTPSConnection(
-                netloc, timeout=CONNECT_TIMEOUT, context=self._ssl_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(netloc, timeout=CONNECT_TIMEOUT)
-        conn.connect()
-        assert conn.sock is not None
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sock.settimeout(READ_TIMEOUT)
-        return conn
-
-    def _take(self, key: tuple[str, str]) -> http.client.HTTPConnection:
-        conn = self._idle.pop(key, None)
-        if conn is not None and conn.sock is not None:
-            # A readable idle socket has been closed by the server (or holds junk): drop it.
-            readable, _, _ = select.select([conn.sock], [], [], 0)
-            if not readable:
-                return conn
-        if conn is not None:
-            conn.close()
-        return self._connect(*key)
+                manager = urllib3.ProxyManager(
+                    bare,
+                    proxy_headers=headers,
+                    proxy_ssl_context=self.ssl_context(),
+                    **common,
+                )
+            manager.pool_classes_by_scheme = _POOLS
+            self._managers[proxy] = manager
+        return manager
 
     def request(
         self,
         method: str,
         url: str,
         *,
-        headers: dict[str, str] | None = None,
-        body: bytes | str | FileBody | None = None,
-        params: list[tuple[str, str]] | None = None,
+        headers: Mapping[str, str],
+        body: bytes | FileBody | None = None,
+        deadline: float,
     ) -> Response:
-        """Send one request and read the status and headers of its answer."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        key = (scheme, parts.netloc)
-        target = parts.path or "/"
-        query = parts.query
-        if params:
-            query = f"{query}&{urlencode(params)}" if query else urlencode(params)
-        if query:
-            target = f"{target}?{query}"
-        conn = self._take(key)
-        proxy_headers = getattr(conn, "proxy_headers", None)
-        if proxy_headers is not None:
-            target = f"{scheme}://{parts.netloc}{target}"
-        if isinstance(body, str):
-            body = body.encode()
-        all_headers = {"Host": parts.netloc, "Accept-Encoding": "identity"}
-        all_headers.update(proxy_headers or {})
-        all_headers.update(headers or {})
+        """Send one request within ``deadline`` seconds (total) and read its status and
+        headers; the body streams from the returned Response."""
+        all_headers = {"Accept-Encoding": "identity", **headers}
         if isinstance(body, FileBody):
             all_headers["Content-Length"] = str(body.length)
+            body.open()
         elif body is not None or method in ("POST", "PUT", "PATCH"):
             all_headers["Content-Length"] = str(len(body or b""))
+        watchdog = Deadline(deadline)
+        _current.deadline = watchdog
         try:
-            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-            for name, value in all_headers.items():
-                conn.putheader(name, value)
-            sent_whole = True
-            try:
-                if isinstance(body, FileBody):
-                    conn.endheaders()
-                    assert conn.sock is not None
-                    body.send(conn.sock)
-                else:
-                    conn.endheaders(body or None)
-            except OSError as exc:
-                # The server may have answered early (413, 401) and closed: read that answer.
-                sent_whole = False
-                try:
-                    raw = conn.getresponse()
-                except TRANSPORT_ERRORS:
-                    raise exc from None
-            else:
-                raw = conn.getresponse()
-        except BaseException:
-            conn.close()
+            raw = self._manager(url).urlopen(
+                method,
+                url,
+                body=body,
+                headers=all_headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
+                assert_same_host=False,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+            )
+        except LocalFileError:
+            watchdog.cancel()
             raise
-
-        def release(reusable: bool) -> None:
-            if reusable and sent_whole and key not in self._idle:
-                self._idle[key] = conn
-            else:
-                conn.close()
-
-        response = Response(raw, release)
-        if raw.length == 0:
+        except (Urllib3Error, OSError) as exc:
+            watchdog.cancel()
+            if watchdog.expired:
+                raise TransportError(f"timed out (no answer within {deadline:.0f} s)") from None
+            raise describe(exc) from None
+        finally:
+            _current.deadline = None
+            if isinstance(body, FileBody):
+                body.close()
+        response = Response(raw, watchdog)
+        if method == "HEAD" or raw.length_remaining == 0:
             response.close()  # nothing to read: the connection is free again
         return response
 
     def close(self) -> None:
-        """Close every idle connection."""
-        for conn in self._idle.values():
-            conn.close()
-        self._idle.clear()
+        """Close every pooled connection."""
+        for manager in self._managers.values():
+            manager.clear()
+        self._managers.clear()
