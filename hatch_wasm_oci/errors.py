@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)", re.S)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escape sequences; other control characters become spaces."""
+    return _CONTROL.sub(" ", _ESCAPE.sub("", text))
 
 
 class WasmOciError(Exception):
@@ -41,4 +50,10 @@ class ConfigurationError(WasmOciError):
 
 
 class RegistryError(WasmOciError):
-    """A registry operation failed; the message says what the registry answered, never a secret."""
+    """A registry operation failed; the message says what the registry answered, never a secret.
+
+    Registry-supplied text may hold terminal escape sequences: the message is made printable.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))

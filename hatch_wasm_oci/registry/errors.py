@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.errors import RegistryError, printable
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json, parse_json_object
+
+__all__ = [
+    "CHUNK_ENV",
+    "ERROR_BODY_LIMIT",
+    "credentials_hint",
+    "http_error",
+    "json_object",
+    "printable",
+    "registry_codes",
+]
 
 CHUNK_ENV = "HATCH_WASM_OCI_CHUNKED_ABOVE"
 ERROR_BODY_LIMIT = 64 << 10
 """How much of an error answer is read (and parsed for OCI error codes)."""
 JSON_LIMIT = 16 << 20
-
-_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)", re.S)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` without terminal escape sequences and control characters (registry-supplied
-    text is printed only through this)."""
-    return _CONTROL.sub(" ", _ESCAPE.sub("", text))
 
 
 def json_object(data: str | bytes, name: str, limit: int = JSON_LIMIT) -> dict[str, Any]:

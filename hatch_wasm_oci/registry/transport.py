@@ -256,13 +256,16 @@ class Response:
 
     def read(self, limit: int) -> bytes:
         """The whole body; ``BodyTooLarge`` if it is longer than ``limit`` bytes."""
+        if self._head is not None:
+            return self._head
         data = bytearray()
         for block in self.iter_content(min(BLOCK, limit + 1)):
             data += block
             if len(data) > limit:
                 self.close()
                 raise BodyTooLarge(f"the answer is larger than {limit} bytes")
-        return bytes(data)
+        self._head = bytes(data)
+        return self._head
 
     def head(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the body (the rest is dropped); b"" if it cannot be read.
