@@ -308,4 +308,37 @@ def build_artifact(
             target=target,
             from_cache=from_cache,
         )
-        return install_artifact(staged, out_dir) if install else staged
+        if not install:
+            return staged
+        wit_staged = _wit_package(settings, root, version, annotations, created, work, log)
+        installed = install_artifact(staged, out_dir)
+        if wit_staged is not None:
+            install_artifact(wit_staged, out_dir)
+        return installed
+
+
+def _wit_package(
+    settings: WasmOciSettings,
+    root: Path,
+    version: str,
+    annotations: Mapping[str, str],
+    created: str,
+    work: Path,
+    log: Log,
+) -> BuildOutput | None:
+    """The staged layout of the ``wit-package`` option, if set."""
+    from hatch_wasm_oci.build.wit_package import build_wit_package_layout
+
+    packed = build_wit_package_layout(
+        settings,
+        root=root,
+        version=version,
+        annotations=annotations,
+        fields=embeddable_fields(annotations, lambda _: None),
+        created=created,
+        staging=work / "wit-package",
+        log=log,
+    )
+    if packed is None:
+        return None
+    return BuildOutput(packed, _layer_path(packed), annotations, None, None)

@@ -85,6 +85,7 @@ COMMON_KEYS = (
     "embed-metadata",
     "repository",
     "wit-dependencies",
+    "wit-package",
 )
 HOOK_ONLY_KEYS = ("include-in-wheel", "sdist")
 COMPONENTIZE_PY_KEYS = ("wit-path", "world", "app", "python-path", "stub-wasi", "args")
@@ -140,6 +141,9 @@ class WasmOciSettings:
     #: ``wit-dependencies``: None (fetch when the WIT lacks packages), False, or a wasm-pkg
     #: config table (which also turns the step on).
     wit_dependencies: bool | Mapping[str, Any] | None = None
+    #: ``wit-package``: also build the project's WIT (this directory; true: the
+    #: componentize-py wit-path) as a WIT package layout.
+    wit_package: bool | str | None = None
     formatter: TagFormatter = field(default=version_only_formatter, compare=False, repr=False)
 
     def key(self, *names: str) -> str:
@@ -465,6 +469,12 @@ def parse_settings(
             f"{table}.wit-dependencies",
             f"must be true, false or a table, not {_describe(wit_dependencies)}",
         )
+    wit_package = config.get("wit-package")
+    if wit_package is not None and not isinstance(wit_package, (bool, str)):
+        problems.add(
+            f"{table}.wit-package",
+            f"must be true, false or a WIT directory, not {_describe(wit_package)}",
+        )
 
     include_in_wheel = None
     sdist = False
@@ -495,6 +505,7 @@ def parse_settings(
         include_in_wheel=include_in_wheel,
         sdist=sdist,
         wit_dependencies=wit_dependencies,
+        wit_package=wit_package,
         formatter=formatter,
     )
 
