@@ -57,3 +57,19 @@ class RegistryError(WasmOciError):
 
     def __init__(self, message: str) -> None:
         super().__init__(printable(message))
+
+
+class ComponentError(WasmOciError):
+    """Loading, instantiating or calling a component failed."""
+
+
+class ValueTypeError(ComponentError, TypeError):
+    """A value (Python or WAVE text) does not fit the type the component declares for it."""
+
+
+class UnknownExportError(ComponentError, LookupError):
+    """No exported function has the name asked for; the message lists the exports."""
+
+
+class ComponentTrap(ComponentError):
+    """The component trapped (or its guest language raised) while running."""

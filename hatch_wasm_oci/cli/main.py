@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hatch_wasm_oci.cli.wit import add_commands as add_wit_commands
 
     add_wit_commands(commands)
+    from hatch_wasm_oci.cli.run import add_command as add_run  # argparse only; wasmtime is lazy
+
+    add_run(commands)
     return parser
 
 

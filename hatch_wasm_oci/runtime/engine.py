@@ -1,0 +1,119 @@
+"""The wasmtime engine and its compiled-code cache.
+
+Compiling a componentize-py component takes seconds; the compiled form is cached under
+``<cache>/compiled/<key>.cwasm``, the key a hash of the component's digest, the wasmtime
+version, the engine settings and the machine. Each entry starts with a magic line and the
+SHA-256 of the serialized code that follows; an entry whose hash does not match (truncated,
+corrupted, written by something else) is never handed to wasmtime: it is recompiled and
+replaced. ``HATCH_WASM_OCI_NO_CACHE=1`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+import wasmtime.component as wc
+
+from hatch_wasm_oci.errors import ComponentError
+from hatch_wasm_oci.files.atomic import atomic_write
+
+MAGIC = b"hatch-wasm-oci compiled v1\n"
+CACHE_ENV = "HATCH_WASM_OCI_CACHE"
+NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
+# Every engine setting this module changes from wasmtime's defaults (part of the cache key).
+ENGINE_SETTINGS = "defaults"
+
+_engine: wasmtime.Engine | None = None
+
+
+def engine() -> wasmtime.Engine:
+    """The process-wide engine (one engine shares compiled code between loads)."""
+    global _engine
+    if _engine is None:
+        _engine = wasmtime.Engine(wasmtime.Config())
+    return _engine
+
+
+def wasmtime_version() -> str:
+    try:
+        return importlib.metadata.version("wasmtime")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - vendored wasmtime
+        return "unknown"
+
+
+def cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``$HATCH_WASM_OCI_CACHE``, else the per-user cache; ``None`` when caching is off."""
+    env = os.environ if environ is None else environ
+    if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return None
+    explicit = env.get(CACHE_ENV, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32":
+        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "hatch-wasm-oci" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "hatch-wasm-oci"
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "hatch-wasm-oci"
+
+
+def cache_key(digest: str, kind: str) -> str:
+    """The compiled-cache key of a binary (its digest) for this wasmtime, engine and machine."""
+    parts = [digest, kind, wasmtime_version(), ENGINE_SETTINGS, platform.machine(), sys.platform]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _read_entry(path: Path) -> bytes | None:
+    """The serialized code in a cache entry, or None if absent or not intact."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header = len(MAGIC) + 32
+    if len(data) < header or not data.startswith(MAGIC):
+        return None
+    code = memoryview(data)[header:]
+    if hashlib.sha256(code).digest() != data[len(MAGIC) : header]:
+        return None
+    return bytes(code)
+
+
+def _write_entry(path: Path, code: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, MAGIC + hashlib.sha256(code).digest() + code)
+    except OSError:
+        pass  # a read-only or full cache only costs the next run a compile
+
+
+def compile_binary(
+    wasm: bytes, digest: str, *, component: bool, cache: Path | None
+) -> Any:
+    """A compiled ``wc.Component`` (or ``wasmtime.Module``), from the cache when intact."""
+    kind = "component" if component else "module"
+    cls: Any = wc.Component if component else wasmtime.Module
+    entry = cache / "compiled" / f"{cache_key(digest, kind)}.cwasm" if cache else None
+    if entry is not None:
+        code = _read_entry(entry)
+        if code is not None:
+            try:
+                return cls.deserialize(engine(), code)
+            except wasmtime.WasmtimeError:
+                pass  # intact but refused (another build of wasmtime): recompile
+    try:
+        compiled = cls(engine(), wasm)
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise ComponentError(f"wasmtime cannot compile this {kind}: {first}") from None
+    if entry is not None:
+        _write_entry(entry, bytes(compiled.serialize()))
+    return compiled

@@ -1,0 +1,197 @@
+"""The local content store: pulled Wasm OCI artifacts kept by digest.
+
+``<cache>/store/blobs/sha256/<hex>`` holds manifests, configs and layers, each hashed on the
+way in (a blob is stored only under the digest it hashes to) and again when read.
+``<cache>/store/tags/<hash of the reference>.json`` remembers the digest a tag last resolved
+to, for ``--offline``. A tag is resolved against the registry on every use (one manifest
+request); a digest already in the store never touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.files.atomic import atomic_write, replacing
+from hatch_wasm_oci.files.digest import CHUNK_SIZE
+from hatch_wasm_oci.files.json_input import parse_json_object
+from hatch_wasm_oci.oci.layout import Descriptor, blob_relpath
+from hatch_wasm_oci.registry import pull as registry_pull
+from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
+from hatch_wasm_oci.registry.credentials import resolve_credentials
+from hatch_wasm_oci.registry.reference import Reference, parse_reference
+
+MAX_MANIFEST = 4 << 20
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """A Wasm OCI artifact in the store: its manifest digest and its verified blobs."""
+
+    reference: str
+    digest: str
+    config: dict[str, Any]
+    layer: Descriptor
+    wasm: Path
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """How to reach a registry (as for ``pull``)."""
+
+    plain_http: bool = False
+    ca_file: Path | None = None
+    environ: Mapping[str, str] | None = None
+    offline: bool = False
+
+
+class ContentStore:
+    """Blobs by digest under ``root``; every blob hashed on the way in."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def blob_path(self, digest: str) -> Path:
+        return self.root / blob_relpath(digest)
+
+    def has(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def add_file(self, source: Path, digest: str) -> Path:
+        """Copy ``source`` in as ``digest``; RegistryError if it does not hash to it."""
+        target = self.blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        hasher = hashlib.sha256()
+        with source.open("rb") as src, replacing(target) as sink:
+            while chunk := src.read(CHUNK_SIZE):
+                hasher.update(chunk)
+                sink.write(chunk)
+            if "sha256:" + hasher.hexdigest() != digest:
+                raise RegistryError(f"{source}: does not hash to {digest}; not stored")
+        return target
+
+    def read_verified(self, digest: str, limit: int = MAX_MANIFEST) -> bytes | None:
+        """A small blob's bytes, or None if absent, too large or not matching its digest."""
+        path = self.blob_path(digest)
+        try:
+            if path.stat().st_size > limit:
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return data if "sha256:" + hashlib.sha256(data).hexdigest() == digest else None
+
+    def verified_path(self, descriptor: Descriptor) -> Path | None:
+        """The path of a large blob whose size and hash match ``descriptor``, else None."""
+        path = self.blob_path(descriptor.digest)
+        try:
+            if path.stat().st_size != descriptor.size:
+                return None
+            hasher = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK_SIZE):
+                    hasher.update(chunk)
+        except OSError:
+            return None
+        return path if "sha256:" + hasher.hexdigest() == descriptor.digest else None
+
+    def _tag_file(self, ref: Reference) -> Path:
+        return self.root / "tags" / (hashlib.sha256(str(ref).encode()).hexdigest() + ".json")
+
+    def remember_tag(self, ref: Reference, digest: str) -> None:
+        import json
+
+        path = self._tag_file(ref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"reference": str(ref), "digest": digest}).encode())
+
+    def recall_tag(self, ref: Reference) -> str | None:
+        try:
+            record = parse_json_object(self._tag_file(ref).read_bytes(), "tag record", 4096)
+        except (OSError, ValueError, Exception):
+            return None
+        digest = record.get("digest")
+        if record.get("reference") != str(ref) or not isinstance(digest, str):
+            return None
+        return digest
+
+    def artifact(self, ref: Reference, digest: str) -> StoredArtifact | None:
+        """The complete, intact artifact with manifest ``digest``, or None."""
+        data = self.read_verified(digest)
+        if data is None:
+            return None
+        where = f"{ref} (stored {digest[:19]})"
+        config_desc, layer = registry_pull._parse_manifest(data, where)
+        config_bytes = self.read_verified(config_desc.digest)
+        if config_bytes is None:
+            return None
+        wasm = self.verified_path(layer)
+        if wasm is None:
+            return None
+        config = parse_json_object(config_bytes, f"{where}: config", MAX_MANIFEST)
+        return StoredArtifact(str(ref), digest, config, layer, wasm)
+
+    def fetch(self, reference: str, options: RegistryOptions) -> StoredArtifact:
+        """The artifact ``reference`` names: from the store when its digest is there."""
+        ref = parse_reference(reference)
+        if not ref.tag and not ref.digest:
+            ref = ref.with_tag("latest")
+        digest = ref.digest
+        if digest is None and options.offline:
+            digest = self.recall_tag(ref)
+            if digest is None:
+                raise RegistryError(f"{ref} is not in the local store; run it once without --offline")
+        if digest is None:
+            digest = resolve_digest(ref, options)
+        found = self.artifact(ref, digest)
+        if found is not None:
+            if ref.tag:
+                self.remember_tag(ref, digest)
+            return found
+        if options.offline:
+            raise RegistryError(f"{ref}@{digest} is not in the local store (--offline)")
+        self._pull_into_store(ref, digest, options)
+        found = self.artifact(ref, digest)
+        if found is None:  # pragma: no cover - just written and verified
+            raise RegistryError(f"{ref}@{digest}: the store lost it while reading")
+        if ref.tag:
+            self.remember_tag(ref, digest)
+        return found
+
+    def _pull_into_store(self, ref: Reference, digest: str, options: RegistryOptions) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=self.root))
+        try:
+            pinned = ref.with_digest(digest)
+            result = registry_pull.pull(
+                str(pinned),
+                scratch / "out",
+                plain_http=options.plain_http,
+                ca_file=options.ca_file,
+                environ=options.environ,
+            )
+            for blob in sorted((result.layout / "blobs" / "sha256").iterdir()):
+                self.add_file(blob, f"sha256:{blob.name}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def resolve_digest(ref: Reference, options: RegistryOptions) -> str:
+    """The digest the registry's manifest for ``ref`` hashes to (one manifest request)."""
+    client = RegistryClient(
+        ref.api_host,
+        resolve_credentials(ref.host, options.environ),
+        plain_http=options.plain_http,
+        ca_file=options.ca_file,
+        retry=RetryPolicy.from_env(options.environ),
+    )
+    client.want(ref.repository, "pull")
+    data, digest, _media_type = registry_pull._get_manifest(client, ref)
+    registry_pull._parse_manifest(data, f"pulling {ref}")
+    return digest
