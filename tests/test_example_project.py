@@ -164,6 +164,24 @@ def test_component_runs_in_wasmtime(example_project_build: Path) -> None:
     assert call_inventory(example_project_build / LAYOUT) == EXPECTED_CALLS
 
 
+def test_exports_called_through_load(example_project_build: Path) -> None:
+    """The same calls in-process, through ``hatch_wasm_oci.load()`` (no script)."""
+    import hatch_wasm_oci
+    from hatch_wasm_oci.runtime import Err, Ok
+
+    stock = hatch_wasm_oci.load(example_project_build / LAYOUT).stock
+    items = [
+        {"sku": "apple", "name": "Apple", "quantity": 12, "unit-price-cents": 40},
+        {"sku": "pear", "name": "Pear", "quantity": 3, "unit-price-cents": 55},
+        {"sku": "plum", "name": "Plum", "quantity": 0, "unit-price-cents": 90},
+    ]
+    assert stock.summarize(items, 5) == EXPECTED_CALLS["summarize"]
+    assert stock.find(items=items, sku="pear") == EXPECTED_CALLS["find"]
+    assert stock.find(items, "kiwi") is EXPECTED_CALLS["find_missing"] is None
+    assert stock.reserve(items[0], 5) == Ok(EXPECTED_CALLS["reserve"]["ok"])  # type: ignore[index]
+    assert stock.reserve(items[1], 10) == Err(EXPECTED_CALLS["reserve_too_many"]["err"])  # type: ignore[index]
+
+
 def test_cli_inspect_and_verify_accept_the_layout(example_project_build: Path) -> None:
     layout = example_project_build / LAYOUT
     cli = Path(sys.executable).with_name("hatch-wasm-oci")

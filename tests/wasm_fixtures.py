@@ -4,7 +4,8 @@ Session fixtures return paths to READ-ONLY files; copy one before changing it.
 
 * ``wasi_wit_dir``: WASI 0.2.12 WIT packages from the npm package ``@bytecodealliance/jco``
   (or the directory in ``HATCH_WASM_OCI_WASI_WIT``); one subdirectory per package.
-* ``calc_component``, ``cli_component``, ``http_component``: componentize-py builds, cached
+* ``calc_component``, ``cli_component``, ``http_component``, ``values_component``:
+  componentize-py builds, cached
   under ``<repo>/.cache/test-fixtures/`` by a hash of every input and the componentize-py
   version; missing ones are compiled in parallel the first time any of them is requested.
 * ``core_module``, ``tiny_component``, ``wit_package``: small binaries made by wasm-tools.
@@ -43,6 +44,7 @@ __all__ = [
     "core_module",
     "http_component",
     "tiny_component",
+    "values_component",
     "wasi_wit_dir",
     "wasm_tools",
     "wasm_tools_run",
@@ -123,12 +125,97 @@ world app {{
 """
 
 CLI_APP = """\
+import sys
+
+from componentize_py_types import Err
 from wit_world import exports
 
 
 class Run(exports.Run):
     def run(self) -> None:
         print("hello from a componentize-py command")
+        print("args:", " ".join(sys.argv[1:]))
+        if "fail" in sys.argv[1:]:
+            raise Err(None)
+        if "exit" in sys.argv[1:]:
+            sys.exit(int(sys.argv[-1]))
+"""
+
+VALUES_WIT = """\
+package acme:values@0.1.0;
+
+interface echo {
+  record point { x: s32, y: s32, label: option<string> }
+  variant shape { circle(f64), rect(tuple<f32, f32>), dot }
+  enum color { red, green, blue }
+  flags perms { read, write, exec }
+
+  echo-bool: func(v: bool) -> bool;
+  echo-ints: func(a: s8, b: u8, c: s16, d: u16, e: s32, f: u32, g: s64, h: u64)
+    -> tuple<s8, u8, s16, u16, s32, u32, s64, u64>;
+  echo-floats: func(a: f32, b: f64) -> tuple<f32, f64>;
+  echo-char: func(c: char) -> char;
+  echo-string: func(s: string) -> string;
+  echo-bytes: func(b: list<u8>) -> list<u8>;
+  echo-points: func(p: list<point>) -> list<point>;
+  echo-shape: func(s: shape) -> shape;
+  echo-color: func(c: color) -> color;
+  echo-perms: func(p: perms) -> perms;
+  echo-option: func(o: option<option<u32>>) -> option<option<u32>>;
+  echo-result: func(r: result<string, u32>) -> result<string, u32>;
+  echo-unit-result: func(r: result) -> result;
+  nothing: func();
+  fail: func(message: string) -> string;
+  read-file: func(path: string) -> string;
+  get-env: func(name: string) -> string;
+}
+
+world values {
+  export echo;
+  export version: func() -> string;
+}
+"""
+
+VALUES_APP = """\
+import os
+
+from componentize_py_types import Err
+from wit_world import WitWorld as _WitWorld, exports
+
+
+class WitWorld(_WitWorld):
+    def version(self) -> str:
+        return "1.0"
+
+
+def _identity(self, *args):
+    return args[0] if len(args) == 1 else tuple(args)
+
+
+def _result(self, r):
+    if isinstance(r, Err):
+        raise r
+    return r.value
+
+
+class Echo(exports.Echo):
+    echo_bool = echo_char = echo_string = echo_bytes = echo_points = _identity
+    echo_shape = echo_color = echo_perms = echo_option = _identity
+    echo_ints = echo_floats = _identity
+    echo_result = echo_unit_result = _result
+
+    def nothing(self) -> None:
+        pass
+
+    def fail(self, message: str) -> str:
+        raise ValueError(message)
+
+    def read_file(self, path: str) -> str:
+        with open(path) as handle:
+            return handle.read()
+
+    def get_env(self, name: str) -> str:
+        return os.environ[name]
 """
 
 HTTP_WIT = f"""\
@@ -379,6 +466,7 @@ _SPECS = {
     "calc": _ComponentSpec("calc", "calculator", CALC_WIT, CALC_APP, wasi=False),
     "cli": _ComponentSpec("cli", "app", CLI_WIT, CLI_APP, wasi=True),
     "http": _ComponentSpec("http", "app", HTTP_WIT, HTTP_APP, wasi=True),
+    "values": _ComponentSpec("values", "values", VALUES_WIT, VALUES_APP, wasi=False),
 }
 
 
@@ -530,6 +618,14 @@ def calc_component(_component_builds: _ComponentBuilds) -> Path:
 def cli_component(_component_builds: _ComponentBuilds) -> Path:
     """componentize-py build targeting ``wasi:cli/command@0.2.12`` (exports ``wasi:cli/run``)."""
     return _component_builds.get("cli")
+
+
+@pytest.fixture(scope="session")
+def values_component(_component_builds: _ComponentBuilds) -> Path:
+    """componentize-py build of ``acme:values@0.1.0``: an ``echo`` interface returning its
+    argument for every kind of value, plus ``fail`` (raises ValueError), ``read-file`` and
+    ``get-env`` (need --dir / --env)."""
+    return _component_builds.get("values")
 
 
 @pytest.fixture(scope="session")

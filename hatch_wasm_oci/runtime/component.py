@@ -290,7 +290,8 @@ class LoadedComponent:
         func = instance.get_func(store, index) if index is not None else None
         if func is None:  # pragma: no cover - listed from the component's own type
             raise UnknownExportError(f"{self.source}: {export.full_name} is not a function")
-        lowered = [marshal.lower(v, t) for v, (_, t) in zip(values, export.type.params)]
+        params = export.type.params
+        lowered = [marshal.lower(v, t) for v, (_, t) in zip(values, params, strict=True)]
         try:
             result = func(store, *lowered)
             func.post_return(store)
@@ -390,9 +391,7 @@ def instantiate_error(source: str, exc: BaseException, stderr: str) -> Component
     if "matching implementation was not found" in text or "was not found in the linker" in text:
         names = _IMPORT_NAME.findall(text)
         name = names[0] if names else trap_message(exc)
-        return ComponentError(
-            f"{source}: imports {name}, which the WASI 0.2 host does not provide"
-        )
+        return ComponentError(f"{source}: imports {name}, which the WASI 0.2 host does not provide")
     return trap_error(f"{source}: instantiation", exc, stderr)
 
 

@@ -3,9 +3,9 @@
 Compiling a componentize-py component takes seconds; the compiled form is cached under
 ``<cache>/compiled/<key>.cwasm``, the key a hash of the component's digest, the wasmtime
 version, the engine settings and the machine. Each entry starts with a magic line and the
-SHA-256 of the serialized code that follows; an entry whose hash does not match (truncated,
-corrupted, written by something else) is never handed to wasmtime: it is recompiled and
-replaced. ``HATCH_WASM_OCI_NO_CACHE=1`` turns the cache off.
+SHA-256 of its key and the serialized code that follows; an entry whose hash does not match
+(truncated, corrupted, copied from another key, written by something else) is never handed
+to wasmtime: it is recompiled and replaced. ``HATCH_WASM_OCI_NO_CACHE=1`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -72,7 +72,15 @@ def cache_key(digest: str, kind: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _read_entry(path: Path) -> bytes | None:
+def _seal(key: str, code: bytes | memoryview) -> bytes:
+    """The hash an entry carries: of its key and its code, so an entry copied under another
+    key (another component's code) does not verify either."""
+    hasher = hashlib.sha256(key.encode() + b"\0")
+    hasher.update(code)
+    return hasher.digest()
+
+
+def _read_entry(path: Path, key: str) -> bytes | None:
     """The serialized code in a cache entry, or None if absent or not intact."""
     try:
         data = path.read_bytes()
@@ -82,28 +90,27 @@ def _read_entry(path: Path) -> bytes | None:
     if len(data) < header or not data.startswith(MAGIC):
         return None
     code = memoryview(data)[header:]
-    if hashlib.sha256(code).digest() != data[len(MAGIC) : header]:
+    if _seal(key, code) != data[len(MAGIC) : header]:
         return None
     return bytes(code)
 
 
-def _write_entry(path: Path, code: bytes) -> None:
+def _write_entry(path: Path, key: str, code: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, MAGIC + hashlib.sha256(code).digest() + code)
+        atomic_write(path, MAGIC + _seal(key, code) + code)
     except OSError:
         pass  # a read-only or full cache only costs the next run a compile
 
 
-def compile_binary(
-    wasm: bytes, digest: str, *, component: bool, cache: Path | None
-) -> Any:
+def compile_binary(wasm: bytes, digest: str, *, component: bool, cache: Path | None) -> Any:
     """A compiled ``wc.Component`` (or ``wasmtime.Module``), from the cache when intact."""
     kind = "component" if component else "module"
     cls: Any = wc.Component if component else wasmtime.Module
-    entry = cache / "compiled" / f"{cache_key(digest, kind)}.cwasm" if cache else None
+    key = cache_key(digest, kind)
+    entry = cache / "compiled" / f"{key}.cwasm" if cache else None
     if entry is not None:
-        code = _read_entry(entry)
+        code = _read_entry(entry, key)
         if code is not None:
             try:
                 return cls.deserialize(engine(), code)
@@ -115,5 +122,5 @@ def compile_binary(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ComponentError(f"wasmtime cannot compile this {kind}: {first}") from None
     if entry is not None:
-        _write_entry(entry, bytes(compiled.serialize()))
+        _write_entry(entry, key, bytes(compiled.serialize()))
     return compiled

@@ -152,7 +152,7 @@ def lower(value: Any, ty: WitType) -> Any:
             return value
         return [lower(v, ty.element) for v in value]
     if isinstance(ty, TupleType):
-        return tuple(lower(v, t) for v, t in zip(value, ty.elements))
+        return tuple(lower(v, t) for v, t in zip(value, ty.elements, strict=True))
     if isinstance(ty, RecordType):
         record = wc.Record()
         for name, field_type in ty.fields:
@@ -187,7 +187,7 @@ def lift(value: Any, ty: WitType) -> Any:
             return value
         return [lift(v, ty.element) for v in value]
     if isinstance(ty, TupleType):
-        return tuple(lift(v, t) for v, t in zip(value, ty.elements))
+        return tuple(lift(v, t) for v, t in zip(value, ty.elements, strict=True))
     if isinstance(ty, RecordType):
         return {name: lift(getattr(value, name), t) for name, t in ty.fields}
     if isinstance(ty, FlagsType):

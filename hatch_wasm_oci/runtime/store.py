@@ -21,7 +21,8 @@ from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.files.atomic import atomic_write, replacing
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.files.json_input import parse_json_object
-from hatch_wasm_oci.oci.layout import Descriptor, blob_relpath
+from hatch_wasm_oci.oci.descriptor import Descriptor
+from hatch_wasm_oci.oci.layout import blob_relpath
 from hatch_wasm_oci.registry import pull as registry_pull
 from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
@@ -127,7 +128,8 @@ class ContentStore:
         if data is None:
             return None
         where = f"{ref} (stored {digest[:19]})"
-        config_desc, layer = registry_pull._parse_manifest(data, where)
+        manifest = registry_pull._parse_manifest(data, where)
+        config_desc, layer = manifest.config, manifest.layer
         config_bytes = self.read_verified(config_desc.digest)
         if config_bytes is None:
             return None
@@ -146,7 +148,7 @@ class ContentStore:
         if digest is None and options.offline:
             digest = self.recall_tag(ref)
             if digest is None:
-                raise RegistryError(f"{ref} is not in the local store; run it once without --offline")
+                raise RegistryError(f"{ref} is not in the local store; run once without --offline")
         if digest is None:
             digest = resolve_digest(ref, options)
         found = self.artifact(ref, digest)
@@ -192,6 +194,5 @@ def resolve_digest(ref: Reference, options: RegistryOptions) -> str:
         retry=RetryPolicy.from_env(options.environ),
     )
     client.want(ref.repository, "pull")
-    data, digest, _media_type = registry_pull._get_manifest(client, ref)
-    registry_pull._parse_manifest(data, f"pulling {ref}")
+    _data, digest, _manifest = registry_pull._resolve_manifest(client, ref)
     return digest

@@ -9,8 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatch_wasm_oci.errors import ComponentError, LayoutError
-from hatch_wasm_oci.oci import config as oci_config
+from hatch_wasm_oci.errors import ArtifactError, ComponentError, LayoutError
 from hatch_wasm_oci.oci.layout_reader import OciLayout
 from hatch_wasm_oci.runtime.engine import cache_root
 from hatch_wasm_oci.runtime.store import ContentStore, RegistryOptions
@@ -56,13 +55,10 @@ def _from_layout(directory: Path, tag: str | None, source: str) -> Artifact:
         else:
             known = ", ".join(sorted(tags)) or "none"
             raise LayoutError(f"{source}: several manifests; name one as {directory}:TAG ({known})")
-    manifest = layout.manifest(tag)
-    config = manifest.get("config")
-    if not isinstance(config, dict) or config.get("mediaType") != oci_config.CONFIG_MEDIA_TYPE:
-        raise ComponentError(f"{source}: not a Wasm OCI artifact (config is not {oci_config.CONFIG_MEDIA_TYPE})")
-    layer = layout.layer(tag)
-    if layer.media_type != oci_config.LAYER_MEDIA_TYPE:
-        raise ComponentError(f"{source}: not a Wasm OCI artifact (layer is {layer.media_type})")
+    try:
+        layer = layout.wasm_manifest(tag).layer
+    except ArtifactError as exc:
+        raise ComponentError(f"{source}: not a Wasm OCI artifact: {exc}") from None
     return _read(layout.blob_path(layer.digest), source, expected=layer.digest)
 
 

@@ -8,7 +8,6 @@ structural types are written inline (``record { sku: string }``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 INTEGER_RANGES = {
     "u8": (0, (1 << 8) - 1),
@@ -133,19 +132,19 @@ class UnsupportedType:
         return self.kind
 
 
-WitType = Union[
-    Primitive,
-    ListType,
-    TupleType,
-    OptionType,
-    ResultType,
-    RecordType,
-    VariantType,
-    EnumType,
-    FlagsType,
-    ResourceType,
-    UnsupportedType,
-]
+WitType = (
+    Primitive
+    | ListType
+    | TupleType
+    | OptionType
+    | ResultType
+    | RecordType
+    | VariantType
+    | EnumType
+    | FlagsType
+    | ResourceType
+    | UnsupportedType
+)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,14 @@ def f32_fits(value: float) -> bool:
     return True
 
 
+def as_f32(value: float) -> float:
+    """``value`` rounded to the nearest 32-bit float (what a component receives)."""
+    if not math.isfinite(value):
+        return value
+    result: float = struct.unpack("<f", struct.pack("<f", value))[0]
+    return result
+
+
 def check(value: object, ty: WitType, where: str) -> Any:
     """``value`` as the canonical Python value of ``ty``; ValueTypeError naming ``where``."""
     if isinstance(ty, Primitive):
@@ -127,7 +135,8 @@ def check(value: object, ty: WitType, where: str) -> Any:
             _mismatch(where, ty, value)
         if len(value) != len(ty.elements):
             _mismatch(where, ty, value, f"{len(value)} elements, not {len(ty.elements)}")
-        return tuple(check(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, ty.elements)))
+        pairs = enumerate(zip(value, ty.elements, strict=True))
+        return tuple(check(v, t, f"{where}[{i}]") for i, (v, t) in pairs)
     if isinstance(ty, RecordType):
         return _check_record(value, ty, where)
     if isinstance(ty, OptionType):
@@ -187,8 +196,10 @@ def _check_primitive(value: object, ty: Primitive, where: str) -> Any:
             number = float(value)
         except OverflowError:
             _mismatch(where, ty, value, "out of range")
-        if kind == "f32" and not f32_fits(number):
-            _mismatch(where, ty, value, "out of range for f32")
+        if kind == "f32":
+            if not f32_fits(number):
+                _mismatch(where, ty, value, "out of range for f32")
+            return as_f32(number)
         return number
     if not isinstance(value, str):
         _mismatch(where, ty, value)

@@ -31,7 +31,7 @@ from hatch_wasm_oci.runtime.types import (
     VariantType,
     WitType,
 )
-from hatch_wasm_oci.runtime.values import Err, Ok, Some, Variant, f32_fits
+from hatch_wasm_oci.runtime.values import Err, Ok, Some, Variant, as_f32, f32_fits
 
 KEYWORDS = frozenset({"true", "false", "some", "none", "ok", "err", "inf", "nan"})
 MAX_DEPTH = 100
@@ -250,7 +250,7 @@ class _Parser:
             if math.isinf(value) or (kind == "f32" and not f32_fits(value)):
                 self.fail(f"a finite {kind}")
             self.advance()
-            return value
+            return as_f32(value) if kind == "f32" else value
         if kind == "char":
             if token.kind != "char":
                 self.fail("a char like 'x'")
@@ -329,7 +329,7 @@ def parse_invocation(text: str) -> tuple[str, str]:
     text = text.strip()
     open_paren = text.find("(")
     if open_paren <= 0 or not text.endswith(")"):
-        raise ValueTypeError(f"--invoke takes NAME(ARGS), e.g. 'add(1, 2)' or 'run()'; got {text!r}")
+        raise ValueTypeError(f"--invoke takes NAME(ARGS), e.g. 'add(1, 2)' or 'f()'; got {text!r}")
     return text[:open_paren].strip(), text[open_paren + 1 : -1]
 
 
@@ -341,9 +341,7 @@ def parse_arguments(text: str, function: FunctionType) -> list[Any]:
     try:
         while parser.token.kind != "end":
             if len(values) == len(params):
-                raise ValueTypeError(
-                    f"too many arguments: {function.name} takes {len(params)}"
-                )
+                raise ValueTypeError(f"too many arguments: {function.name} takes {len(params)}")
             name, ty = params[len(values)]
             try:
                 values.append(parser.value(ty))
@@ -419,7 +417,7 @@ def write(value: Any, ty: WitType) -> str:
     if isinstance(ty, ListType):
         return "[" + ", ".join(write(v, ty.element) for v in value) + "]"
     if isinstance(ty, TupleType):
-        return "(" + ", ".join(write(v, t) for v, t in zip(value, ty.elements)) + ")"
+        return "(" + ", ".join(write(v, t) for v, t in zip(value, ty.elements, strict=True)) + ")"
     if isinstance(ty, RecordType):
         if not ty.fields:
             return "{:}"

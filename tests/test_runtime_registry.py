@@ -1,0 +1,68 @@
+"""``hatch-wasm-oci run`` of a registry reference: the example component pushed to a real
+registry on 127.0.0.1, run by tag and by digest through the local content store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.hatch_fixtures import manifest_of
+from tests.registry_fixtures import RegistryServer, clean_env, plain_push, run_cli, unique_repo
+from tests.test_example_project import LAYOUT
+
+pytestmark = pytest.mark.slow
+
+ITEMS = (
+    '[{sku: "apple", name: "Apple", quantity: 12, unit-price-cents: 40}, '
+    '{sku: "pear", name: "Pear", quantity: 3, unit-price-cents: 55}, '
+    '{sku: "plum", name: "Plum", quantity: 0, unit-price-cents: 90}]'
+)
+# EXPECTED_CALLS["summarize"] of test_example_project, as WAVE.
+SUMMARY = (
+    '{distinct-items: 3, total-quantity: 15, total-value-cents: 645, low-stock: ["pear", "plum"]}'
+)
+
+
+def test_run_a_registry_reference_by_tag_then_by_digest_offline(
+    example_project_build: Path, registry_anon: RegistryServer, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    env.pop("HATCH_WASM_OCI_CACHE", None)
+    env.pop("HATCH_WASM_OCI_NO_CACHE", None)
+    layout = example_project_build / LAYOUT
+    repo = f"{registry_anon.address}/{unique_repo('acme')}/inventory"
+    pushed = plain_push(layout, f"{repo}:0.1.0", env)
+    assert pushed.returncode == 0, pushed.stderr
+    _, raw = manifest_of(layout, "0.1.0")
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    summarize = f"summarize({ITEMS}, 5)"
+    done = run_cli("run", f"{repo}:0.1.0", "--plain-http", "--invoke", summarize, env=env)
+    assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr
+    store = Path(env["XDG_CACHE_HOME"]) / "hatch-wasm-oci" / "store" / "blobs" / "sha256"
+    assert (store / digest.split(":")[1]).is_file()
+
+    # A digest in the store never needs the network: nothing listens on port 1.
+    dead = f"127.0.0.1:1/{repo.split('/', 1)[1]}@{digest}"
+    done = run_cli("run", dead, "--invoke", 'find([], "x")', env=env)
+    assert (done.returncode, done.stdout) == (0, "none\n"), done.stderr
+    # A tag with --offline: the digest it last resolved to.
+    done = run_cli("run", f"{repo}:0.1.0", "--offline", "--invoke", summarize, env=env)
+    assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr
+    done = run_cli("run", f"{repo}:9.9.9", "--offline", "--invoke", summarize, env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"hatch-wasm-oci: {repo}:9.9.9 is not in the local store; run once without --offline"
+    )
+
+    # A stored blob that no longer matches its digest is fetched again, not used.
+    layer = manifest_of(layout, "0.1.0")[0]["layers"][0]["digest"]  # type: ignore[index]
+    stored_layer = store / layer.split(":")[1]
+    stored_layer.write_bytes(b"\0" * stored_layer.stat().st_size)
+    done = run_cli("run", f"{repo}@{digest}", "--plain-http", "--invoke", summarize, env=env)
+    assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr
+    assert os.path.getsize(stored_layer) > 0 and stored_layer.read_bytes()[:4] == b"\0asm"

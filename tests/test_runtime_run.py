@@ -1,0 +1,314 @@
+"""``hatch-wasm-oci run`` and ``hatch_wasm_oci.load()`` on real componentize-py components and a
+wasm-tools module, under wasmtime: every kind of value through the guest and back, commands,
+exit statuses, traps, missing capabilities, the compiled-code cache."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hatch_wasm_oci.errors import ComponentTrap, UnknownExportError, ValueTypeError
+from hatch_wasm_oci.runtime import engine as engine_module
+from hatch_wasm_oci.runtime.component import LoadedComponent, load
+from hatch_wasm_oci.runtime.engine import MAGIC, cache_key, compile_binary
+from hatch_wasm_oci.runtime.values import Err, Ok, Some, Variant
+from tests.wasm_fixtures import wasm_tools
+
+ECHO = "acme:values/echo@0.1.0"
+
+HELLO_MODULE_WAT = """\
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello from a core module\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 25))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $proc_exit (i32.const 3))))
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One compiled cache for this module (in-process loads and CLI runs share it)."""
+    path = tmp_path_factory.mktemp("runtime-cache")
+    old = os.environ.get("HATCH_WASM_OCI_CACHE")
+    os.environ["HATCH_WASM_OCI_CACHE"] = str(path)
+    yield path
+    if old is None:
+        del os.environ["HATCH_WASM_OCI_CACHE"]
+    else:
+        os.environ["HATCH_WASM_OCI_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def values(values_component: Path, cache_dir: Path) -> LoadedComponent:
+    return load(values_component)
+
+
+def run(*args: str | os.PathLike[str], cache: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "HATCH_WASM_OCI_CACHE": str(cache), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "hatch_wasm_oci", "run", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_every_kind_of_value_goes_through_the_guest_and_back(values: LoadedComponent) -> None:
+    echo = values.echo
+    assert echo.echo_bool(True) is True
+    ints = (-128, 255, -32768, 65535, -(2**31), 2**32 - 1, -(2**63), 2**64 - 1)
+    assert echo.echo_ints(*ints) == ints
+    f32, f64 = echo.echo_floats(0.1, 0.1)
+    assert f64 == 0.1 and f32 == pytest.approx(0.1) and f32 != 0.1  # rounded to 32 bits
+    assert math.isinf(echo.echo_floats(math.inf, 1)[0])
+    assert echo.echo_char("😀") == "😀"
+    assert echo.echo_string("a\0é\n") == "a\0é\n"
+    assert echo.echo_bytes(b"\x00\xff") == b"\x00\xff"
+    assert echo.echo_bytes([1, 2]) == b"\x01\x02"
+    points = [{"x": 1, "y": -2}, {"x": 3, "y": 4, "label": "p"}]
+    assert echo.echo_points(points) == [
+        {"x": 1, "y": -2, "label": None},
+        {"x": 3, "y": 4, "label": "p"},
+    ]
+    assert echo.echo_shape(Variant("circle", 2.5)) == Variant("circle", 2.5)
+    assert echo.echo_shape(Variant("rect", (1.5, 2))) == Variant("rect", (1.5, 2.0))
+    assert echo.echo_shape("dot") == Variant("dot")
+    assert echo.echo_color("blue") == "blue"
+    assert echo.echo_perms({"read", "exec"}) == {"read", "exec"}
+    assert echo.echo_perms(set()) == set()
+    assert echo.echo_option(None) is None
+    assert echo.echo_option(Some(None)) == Some(None)
+    assert echo.echo_option(Some(3)) == Some(3)
+    assert echo.echo_result(Ok("x")) == Ok("x")
+    assert echo.echo_result(Err(7)) == Err(7)
+    assert echo.echo_unit_result(Ok()) == Ok()
+    assert echo.echo_unit_result(r=Err()) == Err()
+    assert echo.nothing() is None
+    assert values.version() == "1.0"
+    assert values.function("version")() == "1.0"
+    assert values[f"{ECHO}#echo-color"]("red") == "red"
+    assert values.function("echo.echo-color")("green") == "green"
+
+
+def test_python_values_that_do_not_fit_are_typed_errors(values: LoadedComponent) -> None:
+    signature = "echo-points: func(p: list<point>) -> list<point>"
+    with pytest.raises(ValueTypeError) as caught:
+        values.echo.echo_points([{"x": 1}])
+    assert str(caught.value) == (
+        f"{ECHO}#echo-points: argument p[0]: expected point, got dict {{'x': 1}} "
+        f"(missing field y); expected {signature}"
+    )
+    with pytest.raises(ValueTypeError, match="takes 1 argument\\(s\\), got 2"):
+        values.echo.echo_color("red", "blue")
+    with pytest.raises(ValueTypeError, match="unknown argument colour"):
+        values.echo.echo_color(colour="red")
+    with pytest.raises(ValueTypeError, match="expected color, got str 'pink' \\(cases: red, g"):
+        values.echo.echo_color("pink")
+    with pytest.raises(UnknownExportError) as unknown:
+        values.function("nope")
+    assert f"{ECHO}#echo-bool: func(v: bool) -> bool" in str(unknown.value)
+
+
+def test_a_trap_names_the_python_exception_and_the_instance_recovers(
+    values: LoadedComponent,
+) -> None:
+    with pytest.raises(ComponentTrap) as caught:
+        values.echo.fail("boom")
+    assert str(caught.value) == (
+        f"{ECHO}#fail trapped: wasm trap: wasm `unreachable` instruction executed "
+        "(the guest raised ValueError: boom)"
+    )
+    assert values.echo.echo_color("red") == "red"  # instantiated afresh after the trap
+
+
+def test_invoke_prints_wave(values_component: Path, cache_dir: Path) -> None:
+    done = run(
+        values_component,
+        "--invoke",
+        'echo-points([{x: 1, y: 2}, {x: 3, y: 4, label: some("p")}])',
+        cache=cache_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '[{x: 1, y: 2, label: none}, {x: 3, y: 4, label: some("p")}]\n'
+    for call, printed in [
+        (f"{ECHO}#echo-option(some(none))", "some(none)"),
+        ("acme:values/echo.echo-result@0.1.0(err(3))", "err(3)"),  # wasmtime's form
+        ("echo.echo-shape(rect((1.5, 2)))", "rect((1.5, 2))"),
+        ("nothing()", "()"),
+    ]:
+        done = run("--invoke", call, values_component, cache=cache_dir)
+        assert (done.returncode, done.stdout) == (0, printed + "\n"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            "echo-color(pink)",
+            f"hatch-wasm-oci: {ECHO}#echo-color: argument c: column 1: expected a case of "
+            "color (red, green, blue), found 'pink'; expected echo-color: func(c: color) -> color",
+        ),
+        (
+            "echo-color()",
+            f"hatch-wasm-oci: {ECHO}#echo-color: missing argument(s) c; "
+            "expected echo-color: func(c: color) -> color",
+        ),
+        ("nope()", "hatch-wasm-oci: "),
+        (
+            'fail("boom")',
+            f"hatch-wasm-oci: {ECHO}#fail trapped: wasm trap: wasm `unreachable` instruction "
+            "executed (the guest raised ValueError: boom)",
+        ),
+        (
+            'read-file("/data/x.txt")',
+            "the guest sees no host directories unless given: add --dir HOST::/data",
+        ),
+        ('get-env("SHOP")', "the guest sees no environment variables unless given: add --env SHOP"),
+    ],
+)
+def test_invoke_errors_are_one_line(
+    values_component: Path, cache_dir: Path, call: str, message: str
+) -> None:
+    done = run(values_component, "--invoke", call, cache=cache_dir)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("hatch-wasm-oci: ") and message in last
+    assert (
+        'Traceback (most recent call last):\n  File "/' not in done.stderr.split("hatch-wasm")[-1]
+    )
+    if call == "nope()":
+        assert "no exported function nope; exports: " in last and "echo-bool" in last
+
+
+def test_capabilities_only_when_given(
+    values_component: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "x.txt").write_text("stock")
+    done = run(
+        values_component,
+        "--dir",
+        f"{tmp_path}::/data",
+        "--invoke",
+        'read-file("/data/x.txt")',
+        cache=cache_dir,
+    )
+    assert (done.returncode, done.stdout) == (0, '"stock"\n'), done.stderr
+    done = run(
+        values_component, "--env", "SHOP=acme", "--invoke", 'get-env("SHOP")', cache=cache_dir
+    )
+    assert (done.returncode, done.stdout) == (0, '"acme"\n'), done.stderr
+    done = run(
+        values_component,
+        "--env",
+        "SHOP",
+        "--invoke",
+        'get-env("SHOP")',
+        cache=cache_dir,
+        SHOP="host",
+    )
+    assert (done.returncode, done.stdout) == (0, '"host"\n'), done.stderr
+    # HOME is set on the host, and not visible to the guest unless given.
+    done = run(values_component, "--invoke", 'get-env("HOME")', cache=cache_dir)
+    assert done.returncode == 2 and "add --env HOME" in done.stderr
+
+
+def test_command_component_gets_its_arguments_and_its_status_propagates(
+    cli_component: Path, cache_dir: Path
+) -> None:
+    done = run(cli_component, "a", "--b", cache=cache_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "hello from a componentize-py command\nargs: a --b\n"
+    failed = run(cli_component, "fail", cache=cache_dir)
+    assert failed.returncode == 1
+    assert failed.stdout.endswith("args: fail\n")
+
+
+def test_core_module_runs_as_a_wasip1_command(
+    tmp_path: Path, cache_dir: Path, core_module: Path
+) -> None:
+    wat = tmp_path / "hello.wat"
+    wat.write_text(HELLO_MODULE_WAT)
+    module = tmp_path / "hello.wasm"
+    wasm_tools("parse", wat, "-o", module)
+    done = run(module, cache=cache_dir)
+    assert (done.returncode, done.stdout) == (3, "hello from a core module\n"), done.stderr
+    refused = run(core_module, cache=cache_dir)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().endswith(
+        "imports env.log, which the WASI preview 1 host does not provide"
+    )
+
+
+def test_http_component_is_refused(http_component: Path, cache_dir: Path) -> None:
+    done = run(http_component, cache=cache_dir)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"hatch-wasm-oci: {http_component}: is a wasi:http/proxy component; `run` does not "
+        "serve HTTP (call a function with --invoke)"
+    )
+
+
+def test_not_a_target(tmp_path: Path, cache_dir: Path, wit_package: Path) -> None:
+    text = tmp_path / "x.wasm"
+    text.write_text("hello")
+    done = run(text, cache=cache_dir)
+    assert done.returncode == 2 and done.stderr.startswith(f"hatch-wasm-oci: {text}: ")
+    done = run(wit_package, cache=cache_dir)
+    assert done.stderr.strip().endswith("is a WIT package (types only), not a component to run")
+    done = run(tmp_path / "missing.wasm", cache=cache_dir)
+    assert "no such file, OCI layout or registry reference" in done.stderr
+
+
+class _NoCompile:
+    """Stands in for wasmtime's compiler where a test requires the cache to answer."""
+
+    def __init__(self, *args: object) -> None:
+        raise AssertionError("compiled instead of using the cache")
+
+
+def test_compiled_cache_is_used_and_a_bad_entry_is_rebuilt(
+    tiny_component: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wasm = tiny_component.read_bytes()
+    digest = "sha256:" + hashlib.sha256(wasm).hexdigest()
+    compile_binary(wasm, digest, component=True, cache=tmp_path)
+    (entry,) = (tmp_path / "compiled").iterdir()
+    good = entry.read_bytes()
+    assert good.startswith(MAGIC)
+
+    real = engine_module.wc.Component
+    with monkeypatch.context() as patched:
+        patched.setattr(engine_module.wc, "Component", type("C", (_NoCompile, real), {}))
+        component = compile_binary(wasm, digest, component=True, cache=tmp_path)
+        assert component.get_export_index("add") is not None  # deserialized from the entry
+
+    # Corrupted code under an intact header, or garbage: recompiled and rewritten.
+    for bad in (good[:-100] + b"\0" * 100, b"garbage"):
+        entry.write_bytes(bad)
+        compile_binary(wasm, digest, component=True, cache=tmp_path)
+        assert entry.read_bytes() == good
+
+    # An intact entry copied under another binary's key is not that binary's code.
+    other = wasm + b"\x00\x05\x01xpad"  # the same component plus a custom section
+    other_digest = "sha256:" + hashlib.sha256(other).hexdigest()
+    copied = tmp_path / "compiled" / f"{cache_key(other_digest, 'component')}.cwasm"
+    copied.write_bytes(good)
+    with monkeypatch.context() as patched:
+        patched.setattr(engine_module.wc, "Component", type("C", (_NoCompile, real), {}))
+        with pytest.raises(AssertionError, match="compiled instead"):
+            compile_binary(other, other_digest, component=True, cache=tmp_path)
