@@ -60,7 +60,13 @@ class RegistryError(WasmOciError):
 
 
 class ComponentError(WasmOciError):
-    """Loading, instantiating or calling a component failed."""
+    """Loading, instantiating or calling a component failed.
+
+    Component-supplied text (trap messages, guest exceptions) is made printable.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
 
 
 class ValueTypeError(ComponentError, TypeError):
