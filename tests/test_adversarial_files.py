@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,10 +27,12 @@ from tests.adversarial_fixtures import (
     replace_blob,
     retitle,
     run_bounded,
+    sigterm,
     small_filesystem,
     sparse,
     tree,
 )
+from tests.padding import append_custom_section
 from tests.registry_fixtures import (
     RegistryServer,
     clean_env,
@@ -342,3 +348,141 @@ def test_corrupt_blob_location_cache_is_ignored_with_a_warning(
     assert again.returncode == 0 and "warning" not in again.stderr, again.stderr
     digest = "sha256:" + hashlib.sha256(tiny_component.read_bytes()).hexdigest()
     assert digest in cache.read_text()
+
+
+# -- writers: concurrent packs, kills, full disks --------------------------------------------
+
+
+def _tags(layout: Path) -> set[str]:
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+
+    return set(OciLayout.open(layout).tags())
+
+
+def test_concurrent_packs_into_one_layout_lose_no_tag(tiny_component: Path, tmp_path: Path) -> None:
+    # A few MiB make each pack's read-modify-write of index.json long enough to overlap.
+    wasm = padded_component(tiny_component, tmp_path / "big.wasm", 24 << 20)
+    layout = tmp_path / "layout"
+    pack(tiny_component, layout, tags=["first"])
+    env = clean_env(tmp_path / "home")
+    for round_ in range(2):
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hatch_wasm_oci",
+                    "pack",
+                    str(wasm),
+                    "-o",
+                    str(layout),
+                    "-t",
+                    f"r{round_}-{i}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            for i in range(4)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+    assert _tags(layout) == {"first"} | {f"r{r}-{i}" for r in range(2) for i in range(4)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.wasm", "home", "layout"]
+    assert not [p for p in layout.rglob(".*")]
+
+
+def test_live_staging_of_a_writer_in_another_pid_namespace_is_kept(
+    tiny_component: Path, tmp_path: Path
+) -> None:
+    # A writer in another PID namespace (or container, or host) sharing the directory: its PID
+    # is not ours to test. It holds the layout's lock, so its staging directory is left alone
+    # until it is done.
+    from hatch_wasm_oci.files.lock import FileLock
+
+    out = tmp_path / "out"
+    staging = tmp_path / ".out.7.abcdef"  # PID 7 of some other namespace
+    staging.mkdir()
+    (staging / "blobs").mkdir()
+    lock = FileLock(tmp_path / ".out-lock", "out")
+    lock.acquire()
+    env = clean_env(tmp_path / "home")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hatch_wasm_oci", "pack", str(tiny_component), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None, proc.communicate()  # waits for the lock
+        assert staging.is_dir() and not out.exists()
+    finally:
+        lock.release()  # the other writer died without cleaning up
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not staging.exists()  # now provably stale: removed under the lock
+    assert _tags(out) == {"latest"}
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_sigterm_during_pack_removes_what_it_staged(
+    tiny_component: Path, tmp_path: Path, existing: bool
+) -> None:
+    big = tmp_path / "src" / "big.wasm"
+    big.parent.mkdir()
+    shutil.copyfile(tiny_component, big)
+    append_custom_section(big, "padding", 768 << 20)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "out"
+    if existing:
+        pack(tiny_component, out, tags=["old"])
+    before = tree(work)
+
+    def terminate_mid_blob(proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.stat().st_size > 0 for p in work.rglob(".incoming.*")):
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "pack finished before it could be stopped"
+        sigterm(proc)
+
+    result = run_bounded(
+        "pack",
+        big,
+        "-o",
+        out,
+        "-t",
+        "new",
+        env=clean_env(tmp_path / "home"),
+        on_start=terminate_mid_blob,
+    )
+    assert result.returncode == 143, result.stderr
+    result.check_no_traceback()
+    assert result.stderr.strip() == "hatch-wasm-oci: terminated"
+    assert tree(work) == before
+
+
+def test_pack_tar_onto_a_full_disk_leaves_neither_layout_nor_tar(
+    tiny_component: Path, tmp_path: Path
+) -> None:
+    wasm = padded_component(tiny_component, tmp_path / "c.wasm", 3 << 20)
+    env = clean_env(tmp_path / "home")
+    # Room for the layout (one copy of the component), not for the tar (a second copy).
+    with small_filesystem(tmp_path / "small", 5 << 20) as kind:
+        disk = tmp_path / "small"
+        limit = (5 << 20) if kind == "rlimit" else None
+        new = run_bounded("pack", wasm, "-o", disk / "out", "--tar", env=env, file_size_limit=limit)
+        new.check_clean_failure("No space left on device" if kind == "tmpfs" else "too large")
+        assert tree(disk) == {}
+
+        pack(tiny_component, disk / "out", tags=["old"])
+        before = tree(disk)
+        added = run_bounded(
+            "pack", wasm, "-o", disk / "out", "-t", "new", "--tar", env=env, file_size_limit=limit
+        )
+        added.check_clean_failure("No space left on device" if kind == "tmpfs" else "too large")
+        assert tree(disk) == before

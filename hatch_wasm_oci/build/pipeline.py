@@ -38,6 +38,7 @@ from hatch_wasm_oci.build.settings import (
 )
 from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
 from hatch_wasm_oci.files.atomic import remove_stale, staging_prefix
+from hatch_wasm_oci.files.lock import lock_for
 from hatch_wasm_oci.oci.layout import PackResult, blob_relpath
 
 __all__ = [
@@ -160,7 +161,16 @@ def _put(source: Path, destination: Path) -> None:
     system), so an earlier ``destination`` is swapped out only once the new one is complete.
     The holder directory is named ``.NAME.PID.*``: one a killed build left is removed here.
     """
-    remove_stale(destination.parent, destination.name)
+    lock = lock_for(destination)  # the lock layout writers of ``destination`` take
+    lock.acquire()
+    try:
+        remove_stale(destination.parent, destination.name, older_than=None)
+        _put_locked(source, destination)
+    finally:
+        lock.release()
+
+
+def _put_locked(source: Path, destination: Path) -> None:
     holder = Path(tempfile.mkdtemp(prefix=staging_prefix(destination.name), dir=destination.parent))
     old = holder / "old"
     try:

@@ -1,7 +1,8 @@
 """Writing files so that readers see the old content or the new, never half of it.
 
 Temporary files and directories are named ``.NAME.PID.RANDOM`` beside their destination, so
-that what a killed process left behind can be recognised and removed by the next writer.
+that what a killed process left behind can be recognised and removed by the next writer (under
+the writer's lock, or once it is old: see ``remove_stale``).
 """
 
 from __future__ import annotations
@@ -19,33 +20,38 @@ def staging_prefix(name: str) -> str:
     return f".{name}.{os.getpid()}."
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs; on Windows always assumed (os.kill would signal it)."""
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+#: A temporary entry untouched for this long is a leftover of a dead writer. (Liveness by PID
+#: is not used: a PID means nothing in another PID namespace, container or host sharing the
+#: directory.) Writers that hold a lock on what they write pass ``older_than=None``.
+STALE_AFTER = 3600.0
 
 
-def remove_stale(directory: Path, name: str) -> None:
-    """Remove the temporary entries for ``name`` in ``directory`` whose process is gone."""
+def remove_stale(directory: Path, name: str, *, older_than: float | None = STALE_AFTER) -> None:
+    """Remove the temporary entries ``.NAME.PID.*`` in ``directory`` not modified for
+    ``older_than`` seconds, or all of them with ``None`` (the caller holds the lock that every
+    writer of ``name`` takes, so none of them is live)."""
     import shutil
+    import time
 
     prefix = f".{name}."
     try:
         entries = list(os.scandir(directory))
     except OSError:
         return
+    now = time.time()
     for entry in entries:
         if not entry.name.startswith(prefix):
             continue
         pid, dot, _ = entry.name[len(prefix) :].partition(".")
-        if not dot or not pid.isdigit() or _alive(int(pid)):
+        if not dot or not pid.isdigit():
+            continue
+        try:
+            if (
+                older_than is not None
+                and now - entry.stat(follow_symlinks=False).st_mtime < older_than
+            ):
+                continue
+        except OSError:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

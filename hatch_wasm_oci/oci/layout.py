@@ -22,7 +22,8 @@ from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.files.atomic import atomic_write, remove_stale, replacing, staging_prefix
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
-from hatch_wasm_oci.files.regular import FileInputError, read_regular
+from hatch_wasm_oci.files.lock import lock_for
+from hatch_wasm_oci.files.regular import FileInputError, open_regular, read_regular
 from hatch_wasm_oci.oci import config as oci_config
 from hatch_wasm_oci.oci import media_types as mt
 from hatch_wasm_oci.oci.descriptor import Descriptor
@@ -105,18 +106,44 @@ class LayoutWriter:
         self._added: list[Path] = []
         self._committed = False
         self._previous_index: bytes | None = None
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LayoutError(f"{self.out}: cannot create: {exc.strerror}") from None
+        # Every writer of this layout holds this lock from here to commit or abort: two packs
+        # adding tags take turns instead of losing one, and whatever temporary entries exist
+        # now belong to dead writers, in this PID namespace or any other.
+        self._lock = lock_for(self.out)
+        try:
+            self._lock.acquire()
+        except OSError as exc:
+            raise LayoutError(f"{self.out}: cannot lock: {exc.strerror}") from None
+        try:
+            self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self) -> None:
+        parent = self.out.parent
+        remove_stale(parent, f"{self.out.name}.tar", older_than=None)
         if self.out.exists():
             if not (self.out / LAYOUT_FILE).is_file():
                 raise LayoutError(f"{self.out}: exists and is not an OCI image layout")
             self._existing = True
             self._root = self.out
             self._index = read_index(self.out)
+            for directory, name in (
+                (self.out, "index.json"),
+                (self.out, LAYOUT_FILE),
+                (self.out / "blobs" / "sha256", INCOMING),
+            ):
+                remove_stale(directory, name, older_than=None)
         else:
             self._existing = False
-            parent = self.out.parent
             try:
-                parent.mkdir(parents=True, exist_ok=True)
-                remove_stale(parent, self.out.name)
+                remove_stale(parent, self.out.name, older_than=None)
                 self._root = Path(
                     tempfile.mkdtemp(prefix=staging_prefix(self.out.name), dir=parent)
                 )
@@ -133,8 +160,11 @@ class LayoutWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._committed:
-            self.abort()
+        try:
+            if not self._committed:
+                self.abort()
+        finally:
+            self._lock.release()
 
     def add_blob_from(
         self, source: BinaryIO, expected_digest: str | None = None
@@ -146,8 +176,6 @@ class LayoutWriter:
         """
         blobs = self._root / "blobs" / "sha256"
         blobs.mkdir(parents=True, exist_ok=True)
-        if self._existing:
-            remove_stale(blobs, INCOMING)
         hasher = hashlib.sha256()
         size = 0
         buffer = bytearray(CHUNK_SIZE)
@@ -290,9 +318,11 @@ def pack(
         author = manifest_annotations.get("org.opencontainers.image.authors")
 
     try:
-        source = wasm.open("rb")
-    except OSError as exc:
-        raise WasmOciError(f"{wasm}: cannot read: {exc.strerror}") from None
+        source = open_regular(wasm)
+    except (OSError, FileInputError) as exc:
+        raise WasmOciError(
+            f"{wasm}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         with source, LayoutWriter(out) as writer:
             layer_digest, layer_size = writer.add_blob_from(source)
@@ -310,7 +340,13 @@ def pack(
             for tag in tag_list:
                 writer.tag(tag, manifest)
             writer.commit()
-        tar_path = write_tar(out, stamp) if tar else None
+            tar_path = None
+            if tar:
+                try:
+                    tar_path = write_tar(out, stamp)
+                except BaseException:
+                    writer.rollback()  # a layout without the tar asked for is half the output
+                    raise
     except OSError as exc:
         # The wasm was opened and framed above: what fails here is writing the layout or tar.
         raise LayoutError(f"{out}: cannot write: {exc.strerror or exc}") from None
