@@ -191,7 +191,8 @@ def test_configuration_errors_through_hatch(hatch_env: dict[str, str], tmp_path:
     assert "wasm-oci: 4 configuration problems:" in lines
     for problem in (
         f"{TARGET}.colour: unknown key (known keys: componentize-py, command, path, target, "
-        "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package)",
+        "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package, "
+        "cache-repository)",
         f"{TARGET}.path: 'missing.wasm' does not exist",
         f"{TARGET}.tags[1]: invalid OCI tag 'not a tag': a tag is 1-128 characters of "
         "letters, digits, '_', '.' and '-', and does not start with '.' or '-'",

@@ -58,6 +58,8 @@ class TokenServer:
         self.issuer = issuer
         self.users = users
         self.lifetime = lifetime
+        #: Users granted ``pull`` only, whatever they ask for.
+        self.read_only: set[str] = set()
         self.issued = 0
         self.refreshed = 0
         self.rejected = 0
@@ -114,8 +116,11 @@ class TokenServer:
                 for item in scope.split():
                     kind, _, rest = item.partition(":")
                     name, _, actions = rest.rpartition(":")
+                    granted = actions.split(",")
+                    if user in self.read_only:
+                        granted = [action for action in granted if action == "pull"]
                     if kind == "repository" and name:
-                        access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                        access.append({"type": kind, "name": name, "actions": granted})
         return access
 
     def _grant(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:

@@ -1,7 +1,11 @@
 """componentize-py as a subprocess, behind a cache keyed by a hash of every input.
 
-componentize-py's output is not byte-reproducible, so a rebuild of unchanged inputs reuses the
-cached component: it is fast and keeps the artifact's digest.
+componentize-py's output is not byte-reproducible (its snapshot of the Python heap differs from
+run to run: bytecodealliance/componentize-py#247), so a rebuild of unchanged inputs reuses the
+cached component: it is fast and keeps the artifact's digest. Everything else about a compile is
+held still here: the inputs are staged under stable relative paths with fixed file times, the
+compiler runs with a clean environment (no inherited ``VIRTUAL_ENV``, ``PATH`` or user site) and
+sees only the ``-p`` paths plus the build environment's site-packages.
 
 The cache lives in ``$HATCH_WASM_OCI_CACHE`` when set, else in the per-user cache directory
 (``$XDG_CACHE_HOME/hatch-wasm-oci`` or ``~/.cache/hatch-wasm-oci`` on Linux,
@@ -11,17 +15,21 @@ Windows). Delete that directory to clear it; ``HATCH_WASM_OCI_NO_CACHE=1`` bypas
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hatch_wasm_oci.build.registry_cache import RegistryCache
 from hatch_wasm_oci.build.settings import ComponentizePySource
 from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.files.atomic import replacing
@@ -29,7 +37,11 @@ from hatch_wasm_oci.files.digest import CHUNK_SIZE, file_digest
 
 CACHE_ENV = "HATCH_WASM_OCI_CACHE"
 NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
-CACHE_KEY_VERSION = "hatch-wasm-oci componentize cache v1"
+CACHE_KEY_VERSION = "hatch-wasm-oci componentize cache v2"
+#: File times of the staged inputs and the compiler's SOURCE_DATE_EPOCH (1980-01-01, zip-safe).
+FIXED_EPOCH = 315532800
+#: Output of a build step kept for its error summary (the rest is only streamed).
+OUTPUT_KEPT = 1 << 20
 #: Most recently used compiled components kept per cache directory.
 CACHE_ENTRIES_KEPT = 16
 
@@ -52,21 +64,25 @@ Log = Callable[[str], None]
 class BuildStepError(WasmOciError):
     """An external build step (componentize-py or the ``command``) failed.
 
-    ``str()`` is one line; ``output`` holds everything the step printed.
+    ``str()`` is one line; ``output`` holds what the step printed (``streamed`` when it was
+    already shown line by line as it ran).
     """
 
-    def __init__(self, message: str, output: str = "") -> None:
+    def __init__(self, message: str, output: str = "", *, streamed: bool = False) -> None:
         self.output = output
+        self.streamed = streamed
         super().__init__(message)
 
 
 @dataclass(frozen=True)
 class CompileResult:
-    """A compiled component: where it is, whether it came from the cache, and its input key."""
+    """A compiled component: where it is, whether it came from a cache, its input key, and
+    where it came from (``compiled``, ``local`` or ``registry``)."""
 
     path: Path
     cached: bool
     key: str
+    origin: str = "compiled"
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -142,8 +158,9 @@ def input_key(
     """SHA-256 over every input of a compile.
 
     Covers the compiler version, its arguments, the WIT files, every file under the Python path
-    (hidden directories, ``__pycache__`` and ``exclude`` skipped), and the installed
-    distributions the app can import.
+    (hidden directories, ``__pycache__`` and ``exclude`` skipped), the host Python's version
+    (``X.Y``) and the installed distributions the app can import. Nothing in it depends on where
+    the project is checked out.
     """
     excluded = {Path(p).resolve() for p in exclude}
     digest = hashlib.sha256()
@@ -155,7 +172,7 @@ def input_key(
 
     feed("key", CACHE_KEY_VERSION)
     feed("compiler", compiler_version())
-    feed("python", sys.version)
+    feed("python", f"{sys.version_info[0]}.{sys.version_info[1]}")
     feed("argv", "\0".join(compiler_arguments(source, Path("OUT"))))
     python_path = source.python_path or (".",)
     for label, tops in (("wit", source.wit_paths), ("python-path", python_path)):
@@ -170,20 +187,87 @@ def input_key(
     return digest.hexdigest()
 
 
+_FILE_LINE = re.compile(r'^File "(?P<file>[^"<][^"]*)", line (?P<line>\d+)')
+_EXCEPTION = re.compile(r"^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning)\b")
+_LOCATION = re.compile(r"^-->\s*(?P<where>\S.*)$")
+_CAUSE = re.compile(r"^(?:\d+:\s+)?(?P<message>.+)$")
+_TOOL_ERROR = re.compile(r"^(?:[\w./-]+:\s*)?(?:error|fatal)(?:\[[^\]]*\])?:\s*\S", re.IGNORECASE)
+# Carets and code gutters (`   ^^^`, ` 7 |  code`, ` |`), runtime banners (`Node.js v20.11.1`)
+# and framing lines never name an error.
+_NOISE = re.compile(
+    r"^(?:[\s^~|]*|\d+\s*\|.*|\|.*|[\w.-]+ v\d+(?:\.\d+)*|Traceback \(most recent call last\):"
+    r"|Caused by:|Stack backtrace:)$"
+)
+
+
+def _meaningful(output: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if not _NOISE.match(line.strip())]
+
+
+def _with_location(lines: list[str], index: int) -> str:
+    """``lines[index]``, plus ``--> file:line:col`` when one of the next lines gives it."""
+    for follow in lines[index + 1 : index + 3]:
+        match = _LOCATION.match(follow)
+        if match:
+            return f"{lines[index]} --> {match.group('where')}"
+    return lines[index]
+
+
+def error_summary(output: str, *, first: bool = False) -> str:
+    """The line of a failed step's output that names the error, with its file and line.
+
+    In order: a Python exception (``SyntaxError: ... (src/app.py, line 13)``, located by the
+    traceback's last ``File`` line), the deepest cause of a Rust error chain after
+    ``Caused by:`` (``expected '}' ... --> wit/x.wit:7:5``), the first ``error:`` line of a
+    tool; else the last line (the first with ``first``). Carets, code gutters and runtime
+    banners (``Node.js v20``) are never chosen.
+    """
+    lines = _meaningful(output)
+    if not lines:
+        return "no output"
+    for index, line in enumerate(lines):
+        if _EXCEPTION.match(line) and not line.startswith("AssertionError"):
+            located = [m for m in map(_FILE_LINE.match, lines[:index]) if m]
+            if located:
+                where = located[-1]
+                return f"{line} ({where.group('file')}, line {where.group('line')})"
+            return line
+    raw = [line.strip() for line in output.splitlines()]
+    if "Caused by:" in raw:
+        after = _meaningful("\n".join(raw[raw.index("Caused by:") + 1 :]))
+        causes = [i for i, line in enumerate(after) if not _LOCATION.match(line)]
+        if causes:
+            last = causes[-1]
+            match = _CAUSE.match(after[last])
+            after[last] = match.group("message") if match else after[last]
+            return _with_location(after, last)
+    for index, line in enumerate(lines):
+        if _TOOL_ERROR.match(line):
+            return _with_location(lines, index)
+    return lines[0] if first else lines[-1]
+
+
 def compiler_summary(output: str) -> str:
-    """The line of componentize-py's output that says why it failed."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    if "Caused by:" in lines:
-        after = lines[lines.index("Caused by:") + 1 :]
-        if after:
-            return after[-1]
-    return lines[0] if lines else "no output"
+    """:func:`error_summary` for componentize-py (whose own message comes first)."""
+    return error_summary(output, first=True)
 
 
-def last_line(output: str) -> str:
-    """The last non-blank line of ``output`` (empty when there is none)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+def sandbox_paths(python_path: Sequence[str]) -> Callable[[str], str]:
+    """A function mapping componentize-py's guest paths (``/0/pkg/app.py`` for the first
+    ``-p`` entry) in a line of its output back to the project's (``src/pkg/app.py``)."""
+    pattern = re.compile(r"(^|[\"'\s(])/(\d+)/")
+
+    def translate(line: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            index = int(match.group(2))
+            if index >= len(python_path):
+                return match.group(0)
+            top = python_path[index].rstrip("/")
+            return match.group(1) + ("" if top in ("", ".") else f"{top}/")
+
+        return pattern.sub(replace, line)
+
+    return translate
 
 
 def run_step(
@@ -193,70 +277,181 @@ def run_step(
     where: str,
     shown: str,
     log: Log,
-    summary: Callable[[str], str] = last_line,
+    summary: Callable[[str], str] = error_summary,
     env: Mapping[str, str] | None = None,
     writes: Path | None = None,
     log_prefix: str = "",
+    translate: Callable[[str], str] | None = None,
+    verbosity: int = 0,
 ) -> None:
     """Run an external build step from ``cwd``, its stderr merged into its stdout.
 
-    A string runs through the shell. On success each non-blank output line goes to ``log``.
+    A string runs through the shell. Each non-blank output line goes to ``log`` as it arrives
+    (through ``translate``, e.g. :func:`sandbox_paths`), unless ``verbosity`` is below 0
+    (Hatch's ``-q``); at 1 and above (``-v``) the command line is logged first.
     BuildStepError (one line naming ``where`` and ``shown``, plus ``summary`` of the output, and
-    the whole output attached) when it cannot start, exits non-zero, or does not write
-    ``writes``.
+    the output attached) when it cannot start, exits non-zero, or does not write ``writes``.
     """
+    argv = command if isinstance(command, str) else list(command)
+    if verbosity >= 1:
+        log(f"{log_prefix}running {argv if isinstance(argv, str) else shlex.join(argv)}")
     try:
-        result = subprocess.run(
-            command if isinstance(command, str) else list(command),
+        process = subprocess.Popen(
+            argv,
             shell=isinstance(command, str),
             cwd=cwd,
             env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            check=False,
+            bufsize=1,
         )
     except OSError as exc:
         raise BuildStepError(f"{where}: cannot run {shown}: {exc.strerror}") from None
-    output = result.stdout or ""
-    if result.returncode != 0 or (writes is not None and not writes.is_file()):
+    kept: list[str] = []
+    size = 0
+    tail: deque[str] = deque(maxlen=200)
+    try:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.rstrip("\r\n")
+            if translate is not None:
+                line = translate(line)
+            if size < OUTPUT_KEPT:
+                kept.append(line)
+                size += len(line) + 1
+            else:
+                tail.append(line)
+            if verbosity >= 0 and line.strip():
+                log(f"{log_prefix}{line.rstrip()}")
+        returncode = process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = "\n".join([*kept, *(["..."] if tail else []), *tail])
+    if returncode != 0 or (writes is not None and not writes.is_file()):
         reason = summary(output)
         raise BuildStepError(
-            f"{where}: {shown} failed (exit status {result.returncode})"
+            f"{where}: {shown} failed (exit status {returncode})"
             + (f": {reason}" if reason else ""),
             output,
+            streamed=verbosity >= 0,
         )
-    for line in output.splitlines():
-        if line.strip():
-            log(f"{log_prefix}{line.rstrip()}")
 
 
-def _compiler_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["RUST_BACKTRACE"] = "0"
-    env["RUST_LIB_BACKTRACE"] = "0"
-    if sys.prefix != sys.base_prefix:
-        # Let componentize-py find this environment's site-packages (the app may import them).
-        env["VIRTUAL_ENV"] = sys.prefix
+def _staged_name(top: str, index: int) -> str:
+    """Where an input path goes in the staging directory: relative paths inside the project
+    keep their name (so messages name the project's files); others get ``_outside/<n>``."""
+    path = Path(top)
+    if path.is_absolute() or ".." in path.parts:
+        return f"_outside/{index}/{path.name}"
+    return path.as_posix()
+
+
+def _fix_times(top: Path) -> None:
+    for directory, _, files in os.walk(top, topdown=False):
+        for name in files:
+            os.utime(Path(directory) / name, (FIXED_EPOCH, FIXED_EPOCH))
+        os.utime(directory, (FIXED_EPOCH, FIXED_EPOCH))
+
+
+def stage_inputs(
+    source: ComponentizePySource, root: Path, stage: Path, *, exclude: Iterable[Path] = ()
+) -> ComponentizePySource:
+    """Copy every input of ``source`` (the files :func:`input_key` hashes) into ``stage``.
+
+    Files are copied in sorted order, without hidden directories or bytecode, and every time is
+    set to :data:`FIXED_EPOCH`, so the compiler sees the same tree whatever the checkout path,
+    file times or stray ``__pycache__``. Returns ``source`` with its paths renamed for ``stage``.
+    """
+    excluded = {Path(p).resolve() for p in exclude}
+    stage.mkdir(parents=True, exist_ok=True)
+    renamed: dict[str, str] = {}
+    tops = [*source.wit_paths, *(source.python_path or (".",))]
+    for index, top in enumerate(tops):
+        if top in renamed:
+            continue
+        name = _staged_name(top, index)
+        renamed[top] = name
+        origin = (root / top).resolve()
+        for file in _walk_files(origin, excluded):
+            relative = file.relative_to(origin) if file != origin else Path()
+            target = stage / name / relative if relative.parts else stage / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+    _fix_times(stage)
+    return dataclasses.replace(
+        source,
+        wit_paths=tuple(renamed[top] for top in source.wit_paths),
+        python_path=tuple(renamed[top] for top in source.python_path or (".",)),
+    )
+
+
+def compiler_env(stage: Path) -> dict[str, str]:
+    """componentize-py's whole environment: nothing inherited but what Windows needs to run.
+
+    ``VIRTUAL_ENV`` is this build environment (whose packages the app may import) or, outside a
+    virtual environment, an empty directory under ``stage`` (never the user's site-packages);
+    ``PATH`` is an empty directory (so no ``pipenv`` is found); times, locale and hash seed are
+    fixed.
+    """
+    empty = stage / "empty"
+    empty.mkdir(parents=True, exist_ok=True)
+    env = {name: os.environ[name] for name in ("SYSTEMROOT", "WINDIR") if name in os.environ}
+    venv = sys.prefix if sys.prefix != sys.base_prefix else str(empty)
+    env.update(
+        {
+            "PATH": str(empty),
+            "HOME": str(empty),
+            "VIRTUAL_ENV": venv,
+            "TMPDIR": str(empty),
+            "LC_ALL": "C.UTF-8",
+            "TZ": "UTC",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONNOUSERSITE": "1",
+            "SOURCE_DATE_EPOCH": str(FIXED_EPOCH),
+            "RUST_BACKTRACE": "0",
+            "RUST_LIB_BACKTRACE": "0",
+        }
+    )
     return env
 
 
 def run_compiler(
-    source: ComponentizePySource, root: Path, output: Path, *, where: str, log: Log
+    source: ComponentizePySource,
+    root: Path,
+    output: Path,
+    *,
+    where: str,
+    log: Log,
+    exclude: Iterable[Path] = (),
+    verbosity: int = 0,
 ) -> None:
-    """Run componentize-py from ``root``; raise BuildStepError with its own message on failure."""
-    run_step(
-        [sys.executable, "-c", _RUNNER, *compiler_arguments(source, output)],
-        cwd=root,
-        where=where,
-        shown="componentize-py",
-        log=log,
-        summary=compiler_summary,
-        env=_compiler_env(),
-        writes=output,
-        log_prefix="componentize-py: ",
-    )
+    """Stage the inputs of ``source`` beside ``output`` and run componentize-py on them; raise
+    BuildStepError with its own message (paths mapped back to the project's) on failure."""
+    stage = output.parent / f"{output.stem}-stage"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        staged = stage_inputs(source, root, stage / "src", exclude=exclude)
+        run_step(
+            [sys.executable, "-c", _RUNNER, *compiler_arguments(staged, output.resolve())],
+            cwd=stage / "src",
+            where=where,
+            shown="componentize-py",
+            log=log,
+            summary=compiler_summary,
+            env=compiler_env(stage),
+            writes=output,
+            log_prefix="componentize-py: ",
+            translate=sandbox_paths(source.python_path or (".",)),
+            verbosity=verbosity,
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _prune(cache_dir: Path, keep: int) -> None:
@@ -274,36 +469,61 @@ def componentize(
     exclude: Iterable[Path] = (),
     cache_dir: Path | None = None,
     use_cache: bool = True,
+    registry: RegistryCache | None = None,
     waiting: Log = print,
     log: Log = print,
+    warn: Log | None = None,
+    verbosity: int = 0,
 ) -> CompileResult:
-    """Compile ``source`` (or reuse the cached result of identical inputs).
+    """Compile ``source``, or reuse the result of identical inputs from the local cache, else
+    from the ``registry`` cache (a fresh compile is then stored in both).
 
     ``where`` is the TOML path named in errors; ``workdir`` receives the fresh component when
-    there is no cache. ``cache_dir`` defaults to :func:`default_cache_dir`.
+    there is no local cache. ``cache_dir`` defaults to :func:`default_cache_dir`; ``use_cache``
+    false skips the local cache. Registry cache problems go to ``warn`` (default ``log``).
     """
     root = Path(root)
+    warn = warn or log
     key = input_key(source, root, exclude=exclude)
     cache = (cache_dir or default_cache_dir()) if use_cache else None
     entry = None if cache is None else cache / "componentize-py" / f"{key}.wasm"
     if entry is not None and entry.is_file():
         os.utime(entry)
         log(f"Reusing the component compiled from identical inputs ({entry})")
-        return CompileResult(entry, True, key)
+        return CompileResult(entry, True, key, "local")
+    if registry is not None:
+        pulled = entry or Path(workdir) / f"{key[:16]}.wasm"
+        try:
+            found = registry.fetch(key, compiler_version(), pulled, warn=warn)
+        except OSError as exc:  # the local cache directory could not be written
+            warn(f"Not using the registry cache ({exc.strerror or exc})")
+            found = False
+        if found:
+            log(
+                "Reusing the component compiled from identical inputs "
+                f"({registry.repository}:{key[:16]}...)"
+            )
+            if entry is not None:
+                _prune(entry.parent, CACHE_ENTRIES_KEPT)
+            return CompileResult(pulled, True, key, "registry")
     waiting(f"Compiling {source.app} for world {source.world} with componentize-py")
     fresh = Path(workdir) / f"{key[:16]}.wasm"
-    run_compiler(source, root, fresh, where=where, log=log)
-    if entry is None:
-        return CompileResult(fresh, False, key)
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with replacing(entry) as sink, fresh.open("rb") as compiled:
-            shutil.copyfileobj(compiled, sink, CHUNK_SIZE)
-        _prune(entry.parent, CACHE_ENTRIES_KEPT)
-    except OSError as exc:
-        log(f"Not caching the component ({entry.parent}: {exc.strerror})")
-        return CompileResult(fresh, False, key)
-    return CompileResult(entry, False, key)
+    run_compiler(source, root, fresh, where=where, log=log, exclude=exclude, verbosity=verbosity)
+    result = CompileResult(fresh, False, key, "compiled")
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with replacing(entry) as sink, fresh.open("rb") as compiled:
+                shutil.copyfileobj(compiled, sink, CHUNK_SIZE)
+            _prune(entry.parent, CACHE_ENTRIES_KEPT)
+            result = CompileResult(entry, False, key, "compiled")
+        except OSError as exc:
+            log(f"Not caching the component ({entry.parent}: {exc.strerror})")
+    if registry is not None:
+        digest = registry.store(key, compiler_version(), result.path, warn=warn)
+        if digest is not None:
+            log(f"Stored in the registry cache: {registry.repository}:{key[:16]}... ({digest})")
+    return result
 
 
 _PACKAGE = re.compile(

@@ -29,6 +29,12 @@ from hatch_wasm_oci.build.componentize import (
     qualified_world,
     run_step,
 )
+from hatch_wasm_oci.build.registry_cache import (
+    CACHE_REPOSITORY_ENV,
+    RegistryCache,
+    cache_repository,
+    validate_cache_repository,
+)
 from hatch_wasm_oci.build.settings import (
     CommandSource,
     ComponentizePySource,
@@ -74,10 +80,12 @@ def layout_name(name: str, version: str) -> str:
     return f"{escaped}-{version}"
 
 
-def _run_command(source: CommandSource, root: Path, where: str, log: Log, waiting: Log) -> None:
+def _run_command(
+    source: CommandSource, root: Path, where: str, log: Log, waiting: Log, verbosity: int
+) -> None:
     shown = source.command if isinstance(source.command, str) else shlex.join(source.command)
     waiting(f"Running {shown}")
-    run_step(source.command, cwd=root, where=where, shown=repr(shown), log=log)
+    run_step(source.command, cwd=root, where=where, shown=repr(shown), log=log, verbosity=verbosity)
 
 
 def produce_wasm(
@@ -88,22 +96,40 @@ def produce_wasm(
     exclude: Iterable[Path] = (),
     log: Log = print,
     waiting: Log = print,
+    warn: Log | None = None,
+    verbosity: int = 0,
+    environ: Mapping[str, str] | None = None,
+    use_cache: bool = True,
 ) -> tuple[Path, bool | None]:
-    """Produce the configured ``.wasm``; returns its path and whether it came from the cache."""
+    """Produce the configured ``.wasm``; returns its path and whether it came from the cache.
+
+    The compiler's or command's output is streamed to ``log`` line by line; ``verbosity`` is
+    Hatch's (below 0: not streamed; 1 and above: the command line too). ``use_cache`` false
+    compiles afresh (no local or registry compile cache)."""
     source = settings.source
     if isinstance(source, ComponentizePySource):
+        env = os.environ if environ is None else environ
+        repository = cache_repository(settings.cache_repository, env)
+        problem = validate_cache_repository(repository) if repository else None
+        if problem:
+            (warn or log)(f"Not using the registry cache ({CACHE_REPOSITORY_ENV}): {problem}")
+            repository = None
         compiled = componentize(
             source,
             root=root,
             workdir=workdir,
             where=settings.key("componentize-py"),
             exclude=exclude,
+            use_cache=use_cache,
+            registry=RegistryCache(repository, env) if repository and use_cache else None,
             waiting=waiting,
             log=log,
+            warn=warn,
+            verbosity=verbosity,
         )
         return compiled.path, compiled.cached
     if isinstance(source, CommandSource):
-        _run_command(source, root, settings.key("command"), log, waiting)
+        _run_command(source, root, settings.key("command"), log, waiting, verbosity)
     assert isinstance(source, (CommandSource, PrebuiltSource))
     after = " after running `command`" if isinstance(source, CommandSource) else ""
     problem = wasm_path_problem(root, source.path, after=after)
@@ -243,6 +269,9 @@ def build_artifact(
     waiting: Log = print,
     install: bool = True,
     reproducible: bool = True,
+    verbosity: int = 0,
+    warn: Log | None = None,
+    use_cache: bool = True,
 ) -> BuildOutput:
     """Build the component described by ``settings`` into ``out_dir/<name>-<version>/``.
 
@@ -291,6 +320,10 @@ def build_artifact(
             exclude=[*exclude, out_dir],
             log=log,
             waiting=waiting,
+            warn=warn,
+            verbosity=verbosity,
+            environ=environ,
+            use_cache=use_cache,
         )
         component = work / f"{base}.wasm"
         fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}

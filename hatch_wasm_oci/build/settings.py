@@ -86,6 +86,7 @@ COMMON_KEYS = (
     "repository",
     "wit-dependencies",
     "wit-package",
+    "cache-repository",
 )
 HOOK_ONLY_KEYS = ("include-in-wheel", "sdist")
 COMPONENTIZE_PY_KEYS = ("wit-path", "world", "app", "python-path", "stub-wasi", "args")
@@ -136,6 +137,8 @@ class WasmOciSettings:
     tar: bool = False
     embed_metadata: bool = True
     repository: str | None = None
+    #: Where compiled components are also cached (an OCI repository), see build.registry_cache.
+    cache_repository: str | None = None
     include_in_wheel: str | None = None
     sdist: bool = False
     #: ``wit-dependencies``: None (fetch when the WIT lacks packages), False, or a wasm-pkg
@@ -475,6 +478,7 @@ def parse_settings(
             f"{table}.wit-package",
             f"must be true, false or a WIT directory, not {_describe(wit_package)}",
         )
+    cache_repository = _repository(config, "cache-repository", table, problems)
 
     include_in_wheel = None
     sdist = False
@@ -502,6 +506,7 @@ def parse_settings(
         tar=tar,
         embed_metadata=embed,
         repository=repository,
+        cache_repository=cache_repository,
         include_in_wheel=include_in_wheel,
         sdist=sdist,
         wit_dependencies=wit_dependencies,

@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hatch_wasm_oci.cli.run import add_command as add_run  # argparse only; wasmtime is lazy
 
     add_run(commands)
+
+    from hatch_wasm_oci.cli.reproduce import add_command as add_reproduce
+
+    add_reproduce(commands)
     return parser
 
 

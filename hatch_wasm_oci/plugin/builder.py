@@ -73,7 +73,7 @@ def abort_build(app: Any, error: WasmOciError, *, context: str = "wasm-oci") -> 
     """
     from hatch_wasm_oci.build.componentize import BuildStepError
 
-    if isinstance(error, BuildStepError) and error.output.strip():
+    if isinstance(error, BuildStepError) and error.output.strip() and not error.streamed:
         for line in error.output.rstrip().splitlines():
             app.display_error(line.rstrip())
     if isinstance(error, ConfigurationError) and len(error.problems) > 1:
@@ -182,6 +182,8 @@ def build_for_hatch(
             waiting=plugin.app.display_waiting,
             install=install,
             reproducible=reproducible,
+            verbosity=plugin.app.verbosity,
+            warn=plugin.app.display_warning,
         )
     except OSError as exc:
         raise LayoutError(f"{exc.filename or out_dir}: {exc.strerror or exc}") from None
