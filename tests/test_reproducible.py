@@ -4,7 +4,10 @@ componentize-py builds in two checkouts compared section by section."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,12 +21,14 @@ from hatch_wasm_oci.build.componentize import (
     BuildStepError,
     componentize,
     error_summary,
+    input_key,
     run_step,
     sandbox_paths,
 )
 from hatch_wasm_oci.build.settings import ComponentizePySource
 from hatch_wasm_oci.wasm.diff import diff, leaves, report
 from tests.hatch_fixtures import run_hatch, write_project
+from tests.registry_fixtures import clean_env, run_cli
 from tests.wasm_fixtures import CALC_WIT, wasm_tools
 
 TARGET = "tool.hatch.build.targets.wasm-oci"
@@ -309,8 +314,12 @@ def test_a_wit_syntax_error_names_the_projects_file_and_line(tmp_path: Path) -> 
     logged: list[str] = []
     with pytest.raises(BuildStepError) as caught:
         componentize(
-            SOURCE, root=root, workdir=tmp_path, where="W", use_cache=False, log=logged.append
-        )
+            SOURCE, root=root, workdir=tmp_path, where="W", use_cache=False,
+            log=logged.append, verbosity=1,
+        )  # fmt: skip
+    assert logged[0].startswith(
+        "componentize-py: running componentize-py -d wit -w calculator componentize -p src "
+    )  # -v: the command line first
     assert str(caught.value) == (
         "W: componentize-py failed (exit status 1): "
         "expected ':', found keyword `func` --> wit/world.wit:22:7"
@@ -348,3 +357,56 @@ def test_a_python_syntax_error_through_hatch_names_the_app_file_and_line(
     assert "/0/" not in run.output
     assert "Traceback" not in run.output
     assert time.monotonic() - started < 300
+
+
+# -- hatch-wasm-oci reproduce ------------------------------------------------------------------
+
+
+def test_reproduce_says_reproducible_for_a_command_source(tmp_path: Path) -> None:
+    from tests.test_builder import TINY_COMMAND
+    from tests.wasm_fixtures import TINY_CORE_WAT, TINY_WIT
+
+    project = write_project(
+        tmp_path / "tiny",
+        wasm_oci=f'command = {json.dumps(TINY_COMMAND)}\npath = "build/tiny.wasm"\n',
+        files={"tiny.wat": TINY_CORE_WAT, "tiny.wit": TINY_WIT},
+    )
+    run = run_cli("reproduce", project, env=clean_env(tmp_path / "home"))
+    assert run.returncode == 0, run.stderr
+    assert re.fullmatch(r"reproducible: sha256:[0-9a-f]{64}\n", run.stdout)
+    assert "made the tiny component" in run.stderr  # the command's output, streamed
+    assert not (project / "dist").exists()  # built in a temporary directory only
+
+
+@pytest.mark.slow
+def test_reproduce_names_the_sections_a_clean_compile_changes(
+    tmp_path: Path, calc_component: Path
+) -> None:
+    """The usual build reuses the cached compile (here: the fixture's); the clean one compiles:
+    componentize-py's heap snapshot differs, and the command says where."""
+    from tests.wasm_fixtures import CALC_APP
+
+    project = write_project(
+        tmp_path / "calc",
+        wasm_oci=(
+            "[tool.hatch.build.targets.wasm-oci.componentize-py]\n"
+            'wit-path = "wit"\nworld = "calculator"\napp = "app"\npython-path = ["app"]\n'
+        ),
+        files={"wit/world.wit": CALC_WIT, "app/app.py": CALC_APP},
+    )
+    source = ComponentizePySource(("wit",), "calculator", "app", ("app",))
+    cache = tmp_path / "component-cache"
+    key = input_key(source, project, exclude=[project / "dist"])
+    (cache / "componentize-py").mkdir(parents=True)
+    shutil.copyfile(calc_component, cache / "componentize-py" / f"{key}.wasm")
+    env = clean_env(tmp_path / "home", HATCH_WASM_OCI_CACHE=str(cache))
+    run = run_cli("reproduce", project, env=env)
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert re.fullmatch(
+        r"not reproducible: sha256:[0-9a-f]{64} as built, sha256:[0-9a-f]{64} from a clean cache",
+        lines[0],
+    )
+    assert any(line.startswith("  core-module[0]/data[0] (") for line in lines[1:])
+    assert "Reusing the component compiled from identical inputs" in run.stderr
+    assert "componentize-py: Component built successfully" in run.stderr

@@ -283,18 +283,20 @@ def run_step(
     log_prefix: str = "",
     translate: Callable[[str], str] | None = None,
     verbosity: int = 0,
+    display: str | None = None,
 ) -> None:
     """Run an external build step from ``cwd``, its stderr merged into its stdout.
 
     A string runs through the shell. Each non-blank output line goes to ``log`` as it arrives
     (through ``translate``, e.g. :func:`sandbox_paths`), unless ``verbosity`` is below 0
-    (Hatch's ``-q``); at 1 and above (``-v``) the command line is logged first.
+    (Hatch's ``-q``); at 1 and above (``-v``) the command line (or ``display``) is logged first.
     BuildStepError (one line naming ``where`` and ``shown``, plus ``summary`` of the output, and
     the output attached) when it cannot start, exits non-zero, or does not write ``writes``.
     """
     argv = command if isinstance(command, str) else list(command)
     if verbosity >= 1:
-        log(f"{log_prefix}running {argv if isinstance(argv, str) else shlex.join(argv)}")
+        shown_argv = argv if isinstance(argv, str) else shlex.join(argv)
+        log(f"{log_prefix}running {display or shown_argv}")
     try:
         process = subprocess.Popen(
             argv,
@@ -437,8 +439,9 @@ def run_compiler(
     shutil.rmtree(stage, ignore_errors=True)
     try:
         staged = stage_inputs(source, root, stage / "src", exclude=exclude)
+        arguments = compiler_arguments(staged, output.resolve())
         run_step(
-            [sys.executable, "-c", _RUNNER, *compiler_arguments(staged, output.resolve())],
+            [sys.executable, "-c", _RUNNER, *arguments],
             cwd=stage / "src",
             where=where,
             shown="componentize-py",
@@ -449,6 +452,7 @@ def run_compiler(
             log_prefix="componentize-py: ",
             translate=sandbox_paths(source.python_path or (".",)),
             verbosity=verbosity,
+            display=f"componentize-py {shlex.join(arguments)} (in {stage / 'src'})",
         )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
