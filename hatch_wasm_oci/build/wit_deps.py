@@ -8,14 +8,12 @@ directory the locked digests are used (offline from the cache); without one it i
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from hatch_wasm_oci.build.componentize import default_cache_dir
 from hatch_wasm_oci.build.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.wit import wasm_tools
-from hatch_wasm_oci.wit.cache import BlobCache
+from hatch_wasm_oci.wit.cache import BlobCache, default_cache_root
 from hatch_wasm_oci.wit.config import load_config
 from hatch_wasm_oci.wit.fetch import Mode, fetch_dependencies
 from hatch_wasm_oci.wit.lock import LOCK_FILE_NAME
@@ -47,12 +45,10 @@ def fetch_wit_dependencies(
         how = f"locked by {LOCK_FILE_NAME}" if lock.exists() else f"writing {LOCK_FILE_NAME}"
         log(f"Resolving WIT dependencies of {rel} ({how})")
         config = load_config(environ, overrides, settings.key(STEP))
-        cache_root = default_cache_dir(environ)
-        with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-wit-cache-") as scratch:
-            cache = BlobCache(cache_root / "wit" if cache_root is not None else Path(scratch))
-            result = fetch_dependencies(
-                wit_dir, config=config, cache=cache, mode=mode, environ=environ, log=log
-            )
+        cache = BlobCache(default_cache_root(environ))
+        result = fetch_dependencies(
+            wit_dir, config=config, cache=cache, mode=mode, environ=environ, log=log
+        )
         log(
             f"WIT dependencies: {len(result.written)} package(s) in {rel}/deps, "
             f"{len(result.locked)} locked in {LOCK_FILE_NAME}"

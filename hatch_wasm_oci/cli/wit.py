@@ -65,7 +65,6 @@ def _plugin_table(directory: Path) -> dict[str, Any] | None:
 def _cmd_wit(args: argparse.Namespace) -> int:
     import os
 
-    from hatch_wasm_oci.build.componentize import default_cache_dir
     from hatch_wasm_oci.wit.cache import BlobCache, default_cache_root
     from hatch_wasm_oci.wit.config import load_config
     from hatch_wasm_oci.wit.fetch import Mode, fetch_dependencies
@@ -79,8 +78,7 @@ def _cmd_wit(args: argparse.Namespace) -> int:
         mode = Mode.LOCKED
     where = "tool.hatch.build.targets.wasm-oci.wit-dependencies"
     config = load_config(os.environ, _plugin_table(directory), where)
-    cache_root = default_cache_dir(os.environ)
-    cache = BlobCache(cache_root / "wit" if cache_root is not None else default_cache_root())
+    cache = BlobCache(default_cache_root())
     result = fetch_dependencies(
         wit_dir,
         config=config,

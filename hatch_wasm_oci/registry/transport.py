@@ -388,6 +388,23 @@ def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> str | None:
     return proxy
 
 
+_CONTEXTS: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def _new_ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
+    context = ssl.create_default_context()
+    try:
+        import certifi
+
+        context.load_verify_locations(certifi.where())
+    except (ImportError, OSError):
+        pass
+    return context
+
+
 class Transport:
     """Kept-alive connections per scheme, host and port (and proxy), reused across requests."""
 
@@ -398,18 +415,18 @@ class Transport:
         self._managers: dict[str | None, urllib3.PoolManager] = {}
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context: the ``ca_file`` if given, else the system store plus certifi."""
-        if self._context is None:
-            if self._ca_file:
-                self._context = ssl.create_default_context(cafile=self._ca_file)
-            else:
-                self._context = ssl.create_default_context()
-                try:
-                    import certifi
+        """The TLS context: the ``ca_file`` if given, else the system store plus certifi.
 
-                    self._context.load_verify_locations(certifi.where())
-                except (ImportError, OSError):
-                    pass
+        Loading the trust store costs ~0.1 s, so contexts are shared by every Transport of the
+        process that trusts the same files (``SSL_CERT_FILE``/``SSL_CERT_DIR`` included).
+        """
+        if self._context is None:
+            key = (self._ca_file, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+            with _CONTEXTS_LOCK:
+                context = _CONTEXTS.get(key)
+                if context is None:
+                    context = _CONTEXTS[key] = _new_ssl_context(self._ca_file)
+            self._context = context
         return self._context
 
     def _manager(self, url: str) -> urllib3.PoolManager:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from hatch_wasm_oci.files.atomic import replacing
@@ -68,8 +69,10 @@ class BlobCache:
         return path
 
 
-def default_cache_root(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
-    """``$HATCH_WASM_OCI_CACHE/wit``, else ``$XDG_CACHE_HOME/hatch-wasm-oci/wit``."""
+def default_cache_root(environ: Mapping[str, str] | None = None) -> Path:
+    """``$HATCH_WASM_OCI_CACHE/wit``, else ``$XDG_CACHE_HOME/hatch-wasm-oci/wit`` (or
+    ``~/.cache/...``). Blobs are re-hashed on every read, so ``HATCH_WASM_OCI_NO_CACHE`` (meant
+    for compiler output) does not apply."""
     env = os.environ if environ is None else environ
     explicit = env.get("HATCH_WASM_OCI_CACHE", "").strip()
     if explicit:
