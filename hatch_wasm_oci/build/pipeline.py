@@ -333,6 +333,11 @@ def build_artifact(
             embed_metadata(wasm, component, fields)
         else:
             shutil.copyfile(wasm, component)
+        if settings.check == "instantiate":
+            from hatch_wasm_oci.runtime.check import check_instantiates
+
+            log("Checking that the component instantiates on a WASI 0.2 host")
+            check_instantiates(component, f"{settings.key('check')}: {component.name}")
         staging = work / "staging" if install else out_dir
         staging.mkdir(parents=True, exist_ok=True)
         packed = pack(

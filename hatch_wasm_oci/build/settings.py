@@ -87,7 +87,9 @@ COMMON_KEYS = (
     "wit-dependencies",
     "wit-package",
     "cache-repository",
+    "check",
 )
+CHECKS = ("instantiate",)
 HOOK_ONLY_KEYS = ("include-in-wheel", "sdist")
 COMPONENTIZE_PY_KEYS = ("wit-path", "world", "app", "python-path", "stub-wasi", "args")
 
@@ -147,6 +149,8 @@ class WasmOciSettings:
     #: ``wit-package``: also build the project's WIT (this directory; true: the
     #: componentize-py wit-path) as a WIT package layout.
     wit_package: bool | str | None = None
+    #: ``check``: "instantiate" links the built component against a WASI 0.2 host first.
+    check: str | None = None
     formatter: TagFormatter = field(default=version_only_formatter, compare=False, repr=False)
 
     def key(self, *names: str) -> str:
@@ -480,6 +484,10 @@ def parse_settings(
         )
     cache_repository = _repository(config, "cache-repository", table, problems)
 
+    check = _string(config, "check", table, problems)
+    if check is not None and check not in CHECKS:
+        problems.add(f"{table}.check", f'must be "instantiate", not {check!r}')
+
     include_in_wheel = None
     sdist = False
     if hook:
@@ -511,6 +519,7 @@ def parse_settings(
         sdist=sdist,
         wit_dependencies=wit_dependencies,
         wit_package=wit_package,
+        check=check,
         formatter=formatter,
     )
 

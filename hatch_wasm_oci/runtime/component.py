@@ -265,18 +265,9 @@ class LoadedComponent:
         self._instantiate()
 
     def _instantiate(self) -> None:
-        linker = wc.Linker(engine())
-        linker.add_wasip2()
-        store = wasmtime.Store(engine())
-        store.set_wasi(self._wasi.config(self._stderr))
-        if any(name.startswith("wasi:http/") for name in self.imports):
-            linker.add_wasi_http()
-            store.set_wasi_http()
-        try:
-            self._instance = linker.instantiate(store, self._component)
-        except wasmtime.WasmtimeError as exc:
-            raise instantiate_error(self.source, exc, self._stderr.take()) from None
-        self._store = store
+        self._store, self._instance = instantiate_component(
+            self._component, self.imports, self._wasi, self._stderr, self.source
+        )
 
     def _call(self, export: _Export, values: Sequence[Any]) -> Any:
         if self._instance is None or self._store is None:
@@ -380,6 +371,27 @@ def _matches(instance: str, qualifier: str) -> bool:
     """``stock``, ``example:inventory/stock`` or the full name all name the same interface."""
     without_version = instance.split("@")[0]
     return qualifier in (instance, without_version, _interface_short(instance))
+
+
+def instantiate_component(
+    component: wc.Component,
+    imports: Sequence[str],
+    wasi: WasiOptions,
+    stderr: StderrTail,
+    where: str,
+) -> tuple[wasmtime.Store, wc.Instance]:
+    """Instantiate on wasmtime's WASI 0.2 host (plus wasi:http when imported)."""
+    linker = wc.Linker(engine())
+    linker.add_wasip2()
+    store = wasmtime.Store(engine())
+    store.set_wasi(wasi.config(stderr))
+    if any(name.startswith("wasi:http/") for name in imports):
+        linker.add_wasi_http()
+        store.set_wasi_http()
+    try:
+        return store, linker.instantiate(store, component)
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+        raise instantiate_error(where, exc, stderr.take()) from None
 
 
 _IMPORT_NAME = re.compile(r"(?:import|instance|named) [`\"]([^`\"]+)[`\"]")
