@@ -226,3 +226,20 @@ def small_filesystem(path: Path, size: int) -> Iterator[str]:
 def sigterm(proc: subprocess.Popen[bytes]) -> None:
     """Send SIGTERM."""
     proc.send_signal(signal.SIGTERM)
+
+
+def append_sparse_section(path: Path, section_id: int, size: int, head: bytes = b"") -> None:
+    """Append a section of ``size`` bytes whose body starts with ``head`` and continues with
+    zeros, as a hole: a 1 GiB section costs no disk and no time to make."""
+    from hatch_wasm_oci.wasm.leb128 import encode_u32
+
+    with path.open("ab") as fh:
+        fh.write(bytes([section_id]) + encode_u32(size) + head)
+        fh.truncate(fh.tell() - len(head) + size)
+
+
+def custom_head(name: str) -> bytes:
+    """The start of a custom section's body: its name."""
+    from hatch_wasm_oci.wasm.leb128 import encode_u32
+
+    return encode_u32(len(name.encode())) + name.encode()

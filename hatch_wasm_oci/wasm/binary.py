@@ -105,6 +105,13 @@ _PRIMITIVE_VALTYPES = frozenset(range(0x73, 0x80)) | {0x64}
 # Custom sections read at the top level; every other custom section is skipped.
 _WANTED_CUSTOM = frozenset(METADATA_FIELDS) | {"producers", "name", "component-name"}
 _MAX_TYPE_NESTING = 100
+#: The most of a metadata custom section (a wasm-metadata field, ``producers``) read: a larger
+#: one is refused with a WasmFormatError before it is read (memory stays flat).
+MAX_METADATA_SECTION = 1 << 20
+#: The most of any other top-level section decoded in memory (imports, exports, types, aliases).
+MAX_DECODED_SECTION = 16 << 20
+# Of a name section only the binary's own name (subsection 0, first) is read, from this prefix.
+_NAME_PREFIX = 64 << 10
 
 
 class WasmKind(enum.Enum):
@@ -716,14 +723,24 @@ class _Reader:
             size=self.wasm.size,
         )
 
-    def body(self, header: SectionHeader, what: str) -> _Cursor:
+    def body(self, header: SectionHeader, what: str, limit: int = MAX_DECODED_SECTION) -> _Cursor:
+        """The section's body in memory; refused (before reading) when over ``limit`` bytes."""
+        if header.size > limit:
+            raise self.wasm.error(
+                f"{what} is {header.size} bytes, over the {limit}-byte limit for decoding it",
+                header.offset,
+            )
         data = self.wasm.read_at(header.body_offset, header.size)
         return _Cursor(self.wasm, data, header.body_offset, what)
 
     def custom(self, header: SectionHeader, is_component: bool) -> None:
-        cursor = self.body(header, f"custom section {header.custom_name!r}")
-        cursor.name()
+        what = f"custom section {header.custom_name!r}"
         name = header.custom_name
+        if name == ("component-name" if is_component else "name"):
+            self.name_subsection(header, what)
+            return
+        cursor = self.body(header, what, MAX_METADATA_SECTION)
+        cursor.name()
         if name == "producers":
             for _ in range(cursor.u32()):
                 field_name = cursor.name()
@@ -732,17 +749,6 @@ class _Reader:
                     tool = cursor.name()
                     values[tool] = cursor.name()
             cursor.finish()
-        elif name == ("component-name" if is_component else "name"):
-            while not cursor.at_end():
-                sub_id = cursor.byte()
-                sub_size = cursor.u32()
-                sub_start = cursor.pos
-                if sub_id == 0x00:
-                    self.fields["name"] = cursor.name()
-                    if cursor.pos != sub_start + sub_size:
-                        raise cursor.error("name subsection size mismatch")
-                else:
-                    cursor.take(sub_size)
         elif name in METADATA_FIELDS:
             start = cursor.offset
             raw = cursor.data[cursor.pos :]
@@ -750,6 +756,21 @@ class _Reader:
                 self.fields[name] = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise cursor.error("value is not valid UTF-8", start) from None
+
+    def name_subsection(self, header: SectionHeader, what: str) -> None:
+        """The binary's own name: subsection 0, which comes first. The rest of the section
+        (function and local names, megabytes in big modules) is never read."""
+        data = self.wasm.read_at(header.body_offset, min(header.size, _NAME_PREFIX))
+        cursor = _Cursor(self.wasm, data, header.body_offset, what, header.size)
+        cursor.name()
+        if cursor.at_end() or cursor.peek() != 0x00:
+            return
+        cursor.byte()
+        sub_size = cursor.u32()
+        sub_start = cursor.pos
+        self.fields["name"] = cursor.name()
+        if cursor.pos != sub_start + sub_size:
+            raise cursor.error("name subsection size mismatch")
 
     def component_section(self, header: SectionHeader) -> None:
         if header.id in (_COMP_TYPE, _COMP_ALIAS):

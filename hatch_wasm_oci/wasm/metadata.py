@@ -21,6 +21,7 @@ from typing import BinaryIO
 from hatch_wasm_oci.errors import WasmFormatError, WasmOciError
 from hatch_wasm_oci.files.atomic import replacing
 from hatch_wasm_oci.wasm.binary import (
+    MAX_METADATA_SECTION,
     METADATA_FIELDS,
     SectionHeader,
     WasmKind,
@@ -61,6 +62,14 @@ def embed_metadata(
             f"expected among {', '.join(EMBEDDABLE_FIELDS)}"
         )
     updates = {name: normalize_field(name, value) for name, value in fields.items()}
+    for name, value in updates.items():
+        section = len(encode_u32(len(name))) + len(name) + len(value.encode())
+        if section > MAX_METADATA_SECTION:
+            # What read_wasm (inspect, pack) would refuse is not written either.
+            raise WasmOciError(
+                f"metadata field {name!r} would be a {section}-byte custom section, over "
+                f"the {MAX_METADATA_SECTION}-byte limit"
+            )
     new_name = updates.pop("name", None)
     source_path = os.fspath(src)
     info, headers = read_wasm_sections(source_path)
