@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -15,7 +18,7 @@ from hatch_wasm_oci.wit.fetch import FetchResult, Mode, fetch_dependencies
 from tests.registry_fixtures import RegistryServer
 from tests.wasm_fixtures import WASI_VERSION, wasm_tools
 from tests.wit_registry import *  # noqa: F403
-from tests.wit_registry import WellKnown, default_document, wkg_env
+from tests.wit_registry import WellKnown, default_document, wkg_config_text, wkg_env
 
 APP_WIT = f"""\
 package acme:app@0.1.0;
@@ -314,3 +317,52 @@ def test_artifact_that_is_not_a_wit_package(
         f"wasi:tiny@1.0.0: {registry_anon.address}/webassembly/wasi/tiny:1.0.0 is not a WIT "
         "package (component)"
     )
+
+
+class _Spy(BaseHTTPRequestHandler):
+    """An "OCI registry" that asks for basic auth and records every Authorization header."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization", ""))
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="spy"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_global_credentials_never_follow_a_well_known_document(
+    tmp_path: Path, well_known: WellKnown, registry_anon: RegistryServer
+) -> None:
+    """HATCH_WASM_OCI_USERNAME/PASSWORD name no host: a registry's well-known document must not
+    be able to send them to a host of its choosing. Only [registry."X".oci] auth goes there."""
+    spy = ThreadingHTTPServer(("127.0.0.1", 0), _Spy)
+    threading.Thread(target=spy.serve_forever, daemon=True).start()
+    _Spy.seen.clear()
+    well_known.serve({"oci": {"registry": f"127.0.0.1:{spy.server_address[1]}"}})
+    try:
+        env = wkg_env(well_known, tmp_path / "home")
+        env["HATCH_WASM_OCI_USERNAME"], env["HATCH_WASM_OCI_PASSWORD"] = "me", "global-secret"
+        wit_dir = make_project(tmp_path / "p")
+        with pytest.raises(WitError) as caught:
+            fetch(wit_dir, env)
+        assert "global-secret" not in str(caught.value)
+        assert _Spy.seen and all(header == "" for header in _Spy.seen), _Spy.seen
+
+        # credentials configured for this registry name are sent (the user pointed there)
+        _Spy.seen.clear()
+        config = wkg_config_text(well_known).replace(
+            'protocol = "http"\n', 'protocol = "http"\nauth = { username = "u", password = "p" }\n'
+        )
+        env = {**env, **wkg_env(well_known, tmp_path / "home2", config)}
+        with pytest.raises(WitError):
+            fetch(wit_dir, env)
+        assert "Basic dTpw" in _Spy.seen, _Spy.seen
+    finally:
+        spy.shutdown()
+        spy.server_close()
+        well_known.serve(default_document(registry_anon))

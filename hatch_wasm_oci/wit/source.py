@@ -29,11 +29,14 @@ MAX_TAG_PAGES = 20
 
 
 def _environ(location: OciLocation, environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` with the wasm-pkg config's credentials for this registry, if it has any."""
-    env = dict(environ)
+    """The environment for registry requests: the wasm-pkg config's credentials for this
+    registry if it has any, never the host-less HATCH_WASM_OCI_USERNAME/PASSWORD/TOKEN.
+
+    The OCI host comes from the registry's well-known document, so global credentials would go
+    wherever that document points; per-host docker config entries still apply."""
+    env = {k: v for k, v in environ.items() if k not in (ENV_USERNAME, ENV_PASSWORD, ENV_TOKEN)}
     settings = location.settings
     if settings.username is not None and settings.password is not None:
-        env.pop(ENV_TOKEN, None)
         env[ENV_USERNAME], env[ENV_PASSWORD] = settings.username, settings.password
     return env
 
