@@ -450,3 +450,112 @@ def test_config_component_equals_the_reference_implementations(
     reference = wkg_layout(tmp_path / "wkg", wasm)
     verified = run_cli("verify", reference, env=clean_env(tmp_path / "home"))
     assert verified.returncode == 0, verified.stderr
+
+
+# -- annotations: embedded metadata and the spec's value rules ------------------------------
+
+
+@pytest.fixture(scope="module")
+def described_component(tiny_component: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_component`` with every wasm-metadata field set by wasm-tools."""
+    out = tmp_path_factory.mktemp("described") / "described.wasm"
+    wasm_tools(
+        "metadata", "add", tiny_component, "-o", out,
+        "--name", "tiny-thing",
+        "--authors", "Ada <ada@example.com>",
+        "--description", "Adds numbers",
+        "--licenses", "Apache-2.0 OR MIT",
+        "--source", "https://example.com/src",
+        "--homepage", "https://example.com/",
+        "--revision", "0123abc",
+        "--version", "1.2.3",
+    )  # fmt: skip
+    return out
+
+
+def test_pack_maps_embedded_metadata_like_wkg_and_explicit_values_win(
+    described_component: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    packed = run_cli("pack", described_component, "-o", tmp_path / "a", "-t", "1.2.3", env=env)
+    assert packed.returncode == 0, packed.stderr
+    assert packed.stderr == ""
+    manifest = json.loads(OciLayout.open(tmp_path / "a").manifest_bytes("1.2.3"))
+    p = "org.opencontainers.image."
+    assert {k: v for k, v in manifest["annotations"].items() if k != p + "created"} == {
+        p + "title": "tiny-thing",
+        p + "authors": "Ada <ada@example.com>",
+        p + "description": "Adds numbers",
+        p + "licenses": "Apache-2.0 OR MIT",
+        p + "source": "https://example.com/src",
+        p + "url": "https://example.com/",
+        p + "revision": "0123abc",
+        p + "version": "1.2.3",
+    }
+    overridden = run_cli(
+        "pack", described_component, "-o", tmp_path / "b", "-t", "1.2.3",
+        "--annotation", f"{p}description=Adds two numbers",
+        "--annotation", f"{p}licenses=Apache-2.0 OR MIT",
+        env=env,
+    )  # fmt: skip
+    assert overridden.returncode == 0, overridden.stderr
+    assert overridden.stderr.splitlines() == [
+        f"hatch-wasm-oci: warning: annotation {p}description='Adds two numbers' overrides the "
+        "component's embedded metadata 'Adds numbers'"
+    ]
+    manifest = json.loads(OciLayout.open(tmp_path / "b").manifest_bytes("1.2.3"))
+    assert manifest["annotations"][p + "description"] == "Adds two numbers"
+    assert run_cli("verify", tmp_path / "b", env=env).returncode == 0
+
+
+BAD_VALUES = [
+    ("created", "yesterday", "1.2.3", "is not an RFC 3339 time"),
+    ("licenses", "MIT OR ((", "1.2.3", "is not an SPDX license expression"),
+    ("source", "github.com/acme/x", "1.2.3", "is not an absolute URL"),
+    ("url", "/relative/page", "1.2.3", "is not an absolute URL"),
+    ("version", "9.9.9", "1.2.3", "disagrees with tag '1.2.3'"),
+    ("ref.name", "latest", "1.2.3", "is reserved for index.json"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
+def test_bad_annotation_values_fail_pack_and_verify_alike(
+    case: tuple[str, str, str, str], tiny_component: Path, tmp_path: Path
+) -> None:
+    key, value, tag, message = case
+    full = f"org.opencontainers.image.{key}"
+    env = clean_env(tmp_path / "home")
+    packed = run_cli(
+        "pack", tiny_component, "-o", tmp_path / "out", "-t", tag,
+        "--annotation", f"{full}={value}", env=env,
+    )  # fmt: skip
+    assert packed.returncode == 2
+    assert len(packed.stderr.splitlines()) == 1
+    assert f"annotation {full}" in packed.stderr and message in packed.stderr
+    assert not (tmp_path / "out").exists()
+
+    def annotate(manifest: dict[str, Any], config: dict[str, Any]) -> None:
+        manifest["annotations"] = {full: value}
+
+    layout = wkg_layout(tmp_path / "wkg", tiny_component, annotate)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = tag
+    (layout / "index.json").write_text(json.dumps(index))
+    verified = run_cli("verify", layout, env=env)
+    assert verified.returncode == 2
+    assert f"annotation {full}" in verified.stderr and message in verified.stderr
+
+
+def test_good_values_and_unrelated_tags_pass(tiny_component: Path, tmp_path: Path) -> None:
+    p = "org.opencontainers.image."
+    packed = run_cli(
+        "pack", tiny_component, "-o", tmp_path / "ok",
+        "-t", "1.2.3rc1", "-t", "1.2.3-rc.1", "-t", "latest", "-t", "abc1234",
+        "--annotation", f"{p}version=1.2.3rc1",
+        "--annotation", f"{p}created=2024-05-01T12:00:00.5+02:00",
+        "--annotation", f"{p}licenses=Apache-2.0 WITH LLVM-exception OR MIT",
+        "--annotation", f"{p}source=https://github.com/acme/x",
+        env=clean_env(tmp_path / "home"),
+    )  # fmt: skip
+    assert packed.returncode == 0, packed.stderr
+    assert run_cli("verify", tmp_path / "ok", env=clean_env(tmp_path / "home")).returncode == 0

@@ -97,6 +97,8 @@ def _cmd_pack(args: argparse.Namespace) -> int:
         author=args.author,
         tar=args.tar,
     )
+    for warning in result.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     for tag in result.tags:
         print(f"{result.layout}:{tag}@{result.manifest.digest}")
     if result.tar:

@@ -26,13 +26,19 @@ from hatch_wasm_oci.files.lock import lock_for
 from hatch_wasm_oci.files.regular import FileInputError, open_regular, read_regular
 from hatch_wasm_oci.oci import config as oci_config
 from hatch_wasm_oci.oci import media_types as mt
+from hatch_wasm_oci.oci.annotations import (
+    AUTHORS,
+    CREATED,
+    REF_NAME,
+    TITLE,
+    annotation_problems,
+    merge_embedded,
+    metadata_annotations,
+)
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.manifest import WasmManifest
 from hatch_wasm_oci.oci.tags import validate_tag
 
-REF_NAME = "org.opencontainers.image.ref.name"
-TITLE = "org.opencontainers.image.title"
-CREATED = "org.opencontainers.image.created"
 LAYOUT_FILE = "oci-layout"
 # Blobs being written are ``blobs/sha256/.incoming.PID.RANDOM`` until renamed to their digest.
 INCOMING = "incoming"
@@ -49,6 +55,7 @@ class PackResult:
     layer: Descriptor
     tags: tuple[str, ...]
     tar: Path | None
+    warnings: tuple[str, ...] = ()
 
 
 def blob_relpath(digest: str) -> Path:
@@ -313,9 +320,16 @@ def pack(
         raise WasmOciError("at least one tag is needed")
     info = read_wasm(wasm)
     stamp = created or oci_config.created_timestamp()
-    manifest_annotations = {CREATED: stamp, **(annotations or {})}
+    # The component's own metadata first (as wkg publish maps it); explicit values win.
+    embedded = {CREATED: stamp, **metadata_annotations(info.metadata)}
+    manifest_annotations, warnings = merge_embedded(embedded, annotations or {})
+    problems = annotation_problems(manifest_annotations, tag_list)
+    if problems:
+        raise WasmOciError("; ".join(problems))
+    if target is not None:
+        oci_config.validate_target(target)
     if author is None:
-        author = manifest_annotations.get("org.opencontainers.image.authors")
+        author = manifest_annotations.get(AUTHORS)
 
     try:
         source = open_regular(wasm)
@@ -350,7 +364,7 @@ def pack(
     except OSError as exc:
         # The wasm was opened and framed above: what fails here is writing the layout or tar.
         raise LayoutError(f"{out}: cannot write: {exc.strerror or exc}") from None
-    return PackResult(out, manifest, config, layer, tuple(tag_list), tar_path)
+    return PackResult(out, manifest, config, layer, tuple(tag_list), tar_path, tuple(warnings))
 
 
 def write_tar(layout_dir: Path, created: str | None = None) -> Path:

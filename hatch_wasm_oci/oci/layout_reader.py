@@ -12,11 +12,11 @@ from hatch_wasm_oci.files.digest import file_digest
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
 from hatch_wasm_oci.files.regular import FileInputError, open_regular, read_exactly
 from hatch_wasm_oci.oci import media_types
+from hatch_wasm_oci.oci.annotations import REF_NAME, annotation_problems
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout import (
     LAYOUT_FILE,
-    REF_NAME,
     blob_relpath,
     read_index,
     read_layout_json,
@@ -138,6 +138,10 @@ class OciLayout:
             problems.append("index.json lists no manifests")
         checked: dict[str, str | None] = {}
         first_entry: dict[str, int] = {}
+        tags_of: dict[str, list[str]] = {}
+        for desc in manifests:
+            if REF_NAME in desc.annotations:
+                tags_of.setdefault(desc.digest, []).append(desc.annotations[REF_NAME])
         for i, desc in enumerate(manifests):
             where = f"manifests[{i}]"
             tag = desc.annotations.get(REF_NAME)
@@ -153,14 +157,17 @@ class OciLayout:
             if desc.media_type != media_types.MANIFEST:
                 problems.append(f"{where}: mediaType {desc.media_type!r} is not an image manifest")
             if desc.digest not in checked:
-                checked[desc.digest] = self._manifest_problem(desc)
+                checked[desc.digest] = self._manifest_problem(desc, tags_of.get(desc.digest, []))
             if checked[desc.digest]:
                 problems.append(f"{where} ({desc.digest}): {checked[desc.digest]}")
         return problems
 
-    def _manifest_problem(self, desc: Descriptor) -> str | None:
+    def _manifest_problem(self, desc: Descriptor, tags: list[str]) -> str | None:
         try:
             manifest = self.wasm_manifest(desc)
+            values = annotation_problems(manifest.annotations, tags)
+            if values:
+                return "; ".join(values)
             parse_config_of(manifest, self.read_document(manifest.config))
             layer = manifest.layer
             self.check_blob(layer)

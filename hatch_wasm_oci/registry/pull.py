@@ -19,9 +19,10 @@ from typing import Any
 from hatch_wasm_oci.errors import ArtifactError, LayoutError, RegistryError
 from hatch_wasm_oci.files.atomic import place, staged_copy
 from hatch_wasm_oci.oci import media_types as mt
+from hatch_wasm_oci.oci.annotations import TITLE
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
 from hatch_wasm_oci.oci.descriptor import Descriptor
-from hatch_wasm_oci.oci.layout import TITLE, LayoutWriter
+from hatch_wasm_oci.oci.layout import LayoutWriter
 from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES, ImageIndex, WasmManifest, is_index
 from hatch_wasm_oci.registry.client import Backoff, RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
