@@ -519,9 +519,13 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize("case", BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
-def test_bad_annotation_values_fail_pack_and_verify_alike(
-    case: tuple[str, str, str, str], tiny_component: Path, tmp_path: Path
+def test_bad_annotation_values_fail_pack_verify_and_pull_alike(
+    case: tuple[str, str, str, str],
+    tiny_component: Path,
+    tmp_path: Path,
+    registry_anon: RegistryServer,
 ) -> None:
+    registry = registry_anon
     key, value, tag, message = case
     full = f"org.opencontainers.image.{key}"
     env = clean_env(tmp_path / "home")
@@ -544,6 +548,14 @@ def test_bad_annotation_values_fail_pack_and_verify_alike(
     verified = run_cli("verify", layout, env=env)
     assert verified.returncode == 2
     assert f"annotation {full}" in verified.stderr and message in verified.stderr
+    # pull refuses what verify would refuse of the layout it writes, in the same words
+    repo = unique_repo(key.replace(".", "-"))
+    pushed = plain_push(layout, f"{registry.address}/{repo}:{tag}", env)
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = plain_pull(f"{registry.address}/{repo}:{tag}", tmp_path / "pulled", env)
+    assert pulled.returncode == 2
+    assert f"annotation {full}" in pulled.stderr and message in pulled.stderr
+    assert not (tmp_path / "pulled").exists()
 
 
 def test_good_values_and_unrelated_tags_pass(tiny_component: Path, tmp_path: Path) -> None:

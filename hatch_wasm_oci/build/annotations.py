@@ -7,17 +7,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-PREFIX = "org.opencontainers.image."
-TITLE = PREFIX + "title"
-VERSION = PREFIX + "version"
-DESCRIPTION = PREFIX + "description"
-LICENSES = PREFIX + "licenses"
-AUTHORS = PREFIX + "authors"
-SOURCE = PREFIX + "source"
-URL = PREFIX + "url"
-DOCUMENTATION = PREFIX + "documentation"
-REVISION = PREFIX + "revision"
-CREATED = PREFIX + "created"
+from hatch_wasm_oci.oci.annotations import (  # the keys are the artifact model's
+    AUTHORS,
+    CREATED,
+    DESCRIPTION,
+    DOCUMENTATION,
+    FROM_METADATA,
+    LICENSES,
+    PREFIX,
+    REVISION,
+    SOURCE,
+    TITLE,
+    URL,
+    VERSION,
+)
+
+__all__ = ["CREATED", "PREFIX", "REVISION"]
 
 #: ``[project.urls]`` labels (compared case- and punctuation-insensitively) per annotation.
 URL_LABELS = {
@@ -27,17 +32,8 @@ URL_LABELS = {
 }
 
 #: Component metadata field fed by each annotation (see ``wasm_metadata.embed_metadata``):
-#: the title is the component's own name, the others are wasm-metadata sections.
-METADATA_FIELDS = {
-    TITLE: "name",
-    AUTHORS: "authors",
-    DESCRIPTION: "description",
-    LICENSES: "licenses",
-    SOURCE: "source",
-    URL: "homepage",
-    REVISION: "revision",
-    VERSION: "version",
-}
+#: the reverse of the artifact model's mapping (the title is the component's own name).
+METADATA_FIELDS = {key: field for field, key in FROM_METADATA.items()}
 
 
 def _people(entries: object) -> list[str]:

@@ -7,7 +7,6 @@ same problems with the same words.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from packaging.version import InvalidVersion, Version
 
-from hatch_wasm_oci.oci.config import is_rfc3339
+from hatch_wasm_oci.oci.config import SEMVER_PATTERN, is_rfc3339
 
 if TYPE_CHECKING:
     from hatch_wasm_oci.wasm.binary import WasmMetadata
@@ -45,9 +44,7 @@ FROM_METADATA = {
     "version": VERSION,
 }
 URL_KEYS = (SOURCE, URL, DOCUMENTATION)
-# A tag that spells a version: digits and a dot first (``1.2``, ``v1.2.3-rc.1``), so that
-# ``latest``, ``edge`` or a git hash are never compared with the version.
-_VERSION_LIKE_TAG = re.compile(r"v?\d+\.\d+.*")
+
 
 
 def metadata_annotations(metadata: WasmMetadata) -> dict[str, str]:
@@ -73,20 +70,22 @@ def merge_embedded(
     return {**embedded, **explicit}, warnings
 
 
-def _tag_version(tag: str) -> Version | None:
-    if not _VERSION_LIKE_TAG.fullmatch(tag):
+def _tag_version(tag: str) -> Version | str | None:
+    """The version a SemVer tag claims (what wkg resolves), or None for any other tag."""
+    if not SEMVER_PATTERN.fullmatch(tag):
         return None
     try:
-        return Version(tag.replace("_", "+"))
+        return Version(tag)
     except InvalidVersion:
-        return None
+        return tag
 
 
 def annotation_problems(annotations: Mapping[str, str], tags: Iterable[str] = ()) -> list[str]:
     """Every manifest annotation value that breaks the image spec's rules, one sentence each.
 
     ``created`` is RFC 3339, ``licenses`` an SPDX expression, URLs absolute, ``version`` the
-    version every version-like tag spells, and ``ref.name`` (an index key) is not used.
+    version every SemVer tag spells (the tags wkg resolves), and ``ref.name`` (an index key)
+    is not used.
     """
     problems: list[str] = []
     if REF_NAME in annotations:
@@ -111,11 +110,11 @@ def annotation_problems(annotations: Mapping[str, str], tags: Iterable[str] = ()
     version = annotations.get(VERSION)
     if version is not None:
         try:
-            wanted: Version | None = Version(version)
+            wanted: Version | str = Version(version)
         except InvalidVersion:
-            wanted = None
+            wanted = version
         for tag in tags:
             spelled = _tag_version(tag)
-            if spelled is not None and spelled != wanted:
+            if spelled is not None and spelled != wanted and tag != version:
                 problems.append(f"annotation {VERSION}={version[:80]!r} disagrees with tag {tag!r}")
     return problems

@@ -19,7 +19,7 @@ from typing import Any
 from hatch_wasm_oci.errors import ArtifactError, LayoutError, RegistryError
 from hatch_wasm_oci.files.atomic import place, staged_copy
 from hatch_wasm_oci.oci import media_types as mt
-from hatch_wasm_oci.oci.annotations import TITLE
+from hatch_wasm_oci.oci.annotations import TITLE, annotation_problems
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout import LayoutWriter
@@ -167,7 +167,11 @@ def _resolve_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, st
         except ArtifactError as exc:
             raise RegistryError(f"{action}: {exc}") from None
         data, digest, _ = _get_manifest(client, ref.with_digest(chosen.digest), action)
-    return data, digest, _parse_manifest(data, action)
+    manifest = _parse_manifest(data, action)
+    problems = annotation_problems(manifest.annotations, [ref.tag] if ref.tag else [])
+    if problems:  # what verify would report of the layout this pull writes
+        raise RegistryError(f"{action}: " + "; ".join(problems))
+    return data, digest, manifest
 
 
 def _fetch_blob(
