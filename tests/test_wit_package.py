@@ -11,7 +11,7 @@ import pytest
 from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.package import build_wit_package
 from tests.hatch_fixtures import EXAMPLE_PROJECT, blob, copy_project, manifest_of, run_hatch
-from tests.registry_fixtures import RegistryServer, clean_env, run_cli
+from tests.registry_fixtures import RegistryServer, run_cli
 from tests.test_wit_fetch import make_project
 from tests.wasm_fixtures import wasm_tools, wit_world
 from tests.wit_registry import *  # noqa: F403
@@ -52,16 +52,32 @@ def test_example_wit_package_is_built_pushed_and_fetched(
     assert "example:inventory" in text and "0.1.0" in text and "Apache-2.0" in text
     assert wasm_tools("component", "wit", package).startswith("package example:inventory@0.1.0;")
 
-    ref = f"{registry_anon.address}/webassembly/example/inventory:0.1.0"
-    pushed = run_cli("push", layout, ref, "--plain-http", env=clean_env(tmp_path / "push-home"))
-    assert pushed.returncode == 0, pushed.stderr
-
     config_text = (
         "[namespace_registries]\n"
         f'wasi = "{well_known.name}"\nexample = "{well_known.name}"\n\n'
         f'[registry."{well_known.name}".oci]\nprotocol = "http"\n'
     )
     env = wkg_env(well_known, tmp_path / "home", config_text)
+    # hatch publish: the component to its repository, the WIT package to its own location
+    published = run_hatch(
+        project,
+        "publish",
+        "-p",
+        "wasm-oci",
+        "-o",
+        "plain-http=true",
+        "-o",
+        f"repository={registry_anon.address}/example/inventory-component",
+        env={
+            **hatch_env,
+            "WKG_CONFIG_FILE": env["WKG_CONFIG_FILE"],
+            "SSL_CERT_FILE": env["SSL_CERT_FILE"],
+        },
+    )
+    wit_ref = f"{registry_anon.address}/webassembly/example/inventory:0.1.0@sha256:"
+    assert wit_ref in published.output
+    assert f"{registry_anon.address}/example/inventory-component:0.1.0@sha256:" in published.output
+
     shop = tmp_path / "shop"
     make_project(
         shop, "package acme:shop@1.0.0;\nworld s {\n  import example:inventory/stock@0.1.0;\n}\n"

@@ -1,20 +1,30 @@
 """The ``wit-package`` build option: the project's WIT as its own Wasm OCI layout.
 
 Written to ``<out_dir>/wit-<ns>-<name>-<version>/`` (tagged with the package version) beside
-the component's layout, so it can be pushed to the package's location (``wkg`` resolves it
-from there) with ``hatch-wasm-oci push``.
+the component's layout. ``hatch publish -p wasm-oci`` pushes it to the package's location
+(where ``wkg`` resolves it from), the component to its repository.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_wasm_oci.build.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.errors import ConfigurationError
 from hatch_wasm_oci.oci.layout import PackResult, pack
+from hatch_wasm_oci.oci.layout_reader import OciLayout
+from hatch_wasm_oci.registry.push import PushOptions, PushTarget, plan_push
+from hatch_wasm_oci.wasm.binary import WasmKind, read_wasm
+from hatch_wasm_oci.wit.config import load_config
+from hatch_wasm_oci.wit.discovery import locate
+from hatch_wasm_oci.wit.errors import WitError
+from hatch_wasm_oci.wit.names import PackageName
 from hatch_wasm_oci.wit.package import build_wit_package
+from hatch_wasm_oci.wit.source import registry_environ
 
 
 def wit_package_dir(settings: WasmOciSettings, root: Path) -> Path | None:
@@ -63,3 +73,76 @@ def build_wit_package_layout(
             annotations=wit_annotations,
             created=created,
         )
+
+
+@dataclass(frozen=True)
+class WitPackagePush:
+    """A WIT package layout and where it goes: the package's own location, as wkg finds it."""
+
+    layout: OciLayout
+    package: PackageName
+    targets: list[PushTarget]
+    options: PushOptions
+
+
+def _wit_package_name(layout: OciLayout) -> PackageName | None:
+    """``ns:name@version`` of a layout ``wit-package`` wrote (else None)."""
+    if not layout.path.name.startswith("wit-"):
+        return None
+    tags = layout.tags()
+    if len(tags) != 1:
+        return None
+    [(tag, descriptor)] = tags.items()
+    layers = layout.manifest(descriptor).get("layers") or []
+    if len(layers) != 1 or not isinstance(layers[0], dict):
+        return None
+    info = read_wasm(layout.blob_path(str(layers[0].get("digest"))))
+    if info.kind is not WasmKind.WIT_PACKAGE or not info.metadata.name:
+        return None
+    return PackageName.parse(f"{info.metadata.name}@{tag}")
+
+
+def wit_package_pushes(
+    layouts: list[OciLayout],
+    base: PushOptions,
+    *,
+    overrides: Mapping[str, object] | None,
+    environ: Mapping[str, str],
+    log: Callable[[str], None],
+) -> tuple[list[WitPackagePush], list[OciLayout]]:
+    """Split off the WIT package layouts, each planned for its package's location (registry
+    from the wasm-pkg config, OCI repository from its well-known document); returns them and
+    the other layouts."""
+    pushes: list[WitPackagePush] = []
+    others: list[OciLayout] = []
+    config = None
+    for layout in layouts:
+        package = _wit_package_name(layout)
+        if package is None:
+            others.append(layout)
+            continue
+        if config is None:
+            config = load_config(environ, overrides, "wit-dependencies")
+        registry = config.registry_for(package)
+        if registry is None:
+            raise WitError(
+                f"{layout.path.name}: no registry serves namespace '{package.namespace}' "
+                f"(set namespace_registries.{package.namespace} in the wasm-pkg config)"
+            )
+        mapping = config.mapping_for(package)
+        location = locate(
+            registry,
+            config,
+            metadata=mapping.metadata if mapping is not None else None,
+            ca_file=base.ca_file,
+            log=log,
+        )
+        reference = location.reference(package, package.version)
+        options = dataclasses.replace(
+            base,
+            plain_http=location.plain_http,
+            environ=registry_environ(location, environ),
+            credentials=None,
+        )
+        pushes.append(WitPackagePush(layout, package, plan_push(layout, [str(reference)]), options))
+    return pushes, others

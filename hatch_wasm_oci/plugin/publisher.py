@@ -116,6 +116,22 @@ class WasmOciPublisher(PublisherInterface):
             layouts.extend(p for p in found if p not in layouts)
         return layouts
 
+    def _wit_packages(self, layouts: list[Any], push_options: Any) -> tuple[list[Any], list[Any]]:
+        """The ``wit-package`` layouts (planned for their package's location) and the others."""
+        import os
+
+        from hatch_wasm_oci.build.wit_package import wit_package_pushes
+
+        build = project_settings(self.app.project.metadata, Path(self.root))
+        table = build.wit_dependencies if build is not None else None
+        return wit_package_pushes(
+            layouts,
+            push_options,
+            overrides=table if isinstance(table, dict) else None,
+            environ=os.environ,
+            log=self.app.display_info,
+        )
+
     def _publish(self, artifacts: list[str], options: dict[str, Any]) -> None:
         from hatch_wasm_oci.build.publish_plan import (
             PlannedPush,
@@ -178,6 +194,7 @@ class WasmOciPublisher(PublisherInterface):
             for line in skipped:
                 self.app.display_info(line)
             found = [layout for layout in found if layout.path in chosen]
+        wit_pushes, found = self._wit_packages(found, push_options)
         plans = [
             PlannedPush(layout, plan_push(layout, refs), versions[layout.path]) for layout in found
         ]
@@ -225,6 +242,16 @@ class WasmOciPublisher(PublisherInterface):
                     setattr(
                         total.stats, stat, getattr(total.stats, stat) + getattr(result.stats, stat)
                     )
+        for wit_push in wit_pushes:  # WIT packages go to their own location (as wkg finds it)
+            if settings.dry_run:
+                for line in dry_run_lines(wit_push.targets):
+                    self.app.display(line)
+                total.references.extend(dry_run(wit_push.targets).references)
+                continue
+            result = push(wit_push.layout, wit_push.targets, wit_push.options)
+            for ref in result.references:
+                self.app.display(ref.line)
+            total.references.extend(result.references)
         summary = settings.summary
         summary_path = Path(summary) if summary else Path(self.root) / "dist" / SUMMARY_NAME
         if not summary_path.is_absolute():

@@ -28,7 +28,7 @@ MAX_TAGS_BODY = 4 << 20
 MAX_TAG_PAGES = 20
 
 
-def _environ(location: OciLocation, environ: Mapping[str, str]) -> dict[str, str]:
+def registry_environ(location: OciLocation, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment for registry requests: the wasm-pkg config's credentials for this
     registry if it has any, never the host-less HATCH_WASM_OCI_USERNAME/PASSWORD/TOKEN.
 
@@ -55,7 +55,7 @@ def list_versions(
 ) -> list[Version]:
     """The SemVer tags of the package's repository (other tags are ignored, as in wkg)."""
     ref = location.reference(package)
-    env = _environ(location, environ)
+    env = registry_environ(location, environ)
     try:
         client = RegistryClient(
             ref.api_host,
@@ -132,7 +132,7 @@ def pull_package(
                 Path(scratch) / "pulled",
                 plain_http=location.plain_http,
                 ca_file=ca_file,
-                environ=_environ(location, environ),
+                environ=registry_environ(location, environ),
             )
         except WasmOciError as exc:
             wanted = PackageName(package.namespace, package.name, version)
