@@ -366,3 +366,39 @@ def test_global_credentials_never_follow_a_well_known_document(
         spy.shutdown()
         spy.server_close()
         well_known.serve(default_document(registry_anon))
+
+
+def test_lock_reader_keeps_what_wkg_writes(tmp_path: Path) -> None:
+    """wkg's own serialisation (from its lock.rs: packages, no registry, a caret requirement,
+    versions out of order) reads back, and ours is sorted and stable."""
+    from hatch_wasm_oci.wit.lock import read_lock, render_lock
+
+    digest = "sha256:" + "ab" * 32
+    text = (
+        "version = 1\n\n"
+        '[[packages]]\nname = "ds9:holosuite"\n\n'
+        '[[packages.versions]]\nrequirement = "^0.1"\nversion = "0.1.4"\n'
+        f'digest = "{digest}"\n\n'
+        '[[packages.versions]]\nrequirement = "=0.1.0"\nversion = "0.1.0"\n'
+        f'digest = "{digest}"\n\n'
+        '[[packages]]\nname = "defiant:armor"\nregistry = "example.com"\n\n'
+        '[[packages.versions]]\nrequirement = "*"\nversion = "1.0.0"\n'
+        f'digest = "{digest}"\n'
+    )
+    path = tmp_path / "wkg.lock"
+    path.write_text(text)
+    entries = read_lock(path)
+    assert [(e.name, e.registry, e.requirement) for e in entries] == [
+        ("ds9:holosuite", None, "^0.1"),
+        ("ds9:holosuite", None, "=0.1.0"),
+        ("defiant:armor", "example.com", "*"),
+    ]
+    rendered = render_lock(entries)
+    assert rendered.index('"defiant:armor"') < rendered.index('"ds9:holosuite"')
+    assert rendered.index('"=0.1.0"') < rendered.index('"^0.1"')
+    assert render_lock(reversed(entries)) == rendered
+    path.write_text(rendered)
+    assert render_lock(read_lock(path)) == rendered
+    path.write_text(text.replace("version = 1", "version = 2", 1))
+    with pytest.raises(WitError, match="unsupported lock file version 2"):
+        read_lock(path)

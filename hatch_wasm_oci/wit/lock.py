@@ -29,7 +29,7 @@ from pathlib import Path
 from hatch_wasm_oci.files.atomic import atomic_write
 from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.names import PackageName
-from hatch_wasm_oci.wit.semver import Requirement, Version
+from hatch_wasm_oci.wit.semver import Version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -129,10 +129,8 @@ def read_lock(path: Path) -> list[LockedPackage]:
             if not all(isinstance(v, str) for v in values):
                 raise WitError(f"{vwhere}: requirement, version and digest must be strings")
             requirement, version, digest = (str(v) for v in values)
-            try:
-                Requirement.parse(requirement)
-            except WitError as exc:
-                raise WitError(f"{vwhere}: {exc}") from None
+            # Any requirement wkg wrote (``^0.2`` from a wkg.toml override too) is kept as text:
+            # entries match the WIT's ``=X.Y.Z``/``*`` by equality.
             if Version.parse(version) is None:
                 raise WitError(f"{vwhere}: version {version!r} is not SemVer")
             if not digest.startswith("sha256:") or len(digest) != 71:
