@@ -410,6 +410,8 @@ def compiler_env(stage: Path) -> dict[str, str]:
             "HOME": str(empty),
             "VIRTUAL_ENV": venv,
             "TMPDIR": str(empty),
+            "TEMP": str(empty),
+            "TMP": str(empty),
             "LC_ALL": "C.UTF-8",
             "TZ": "UTC",
             "PYTHONHASHSEED": "0",

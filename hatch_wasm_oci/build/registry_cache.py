@@ -3,9 +3,10 @@
 An entry is a Wasm OCI artifact in the cache repository, tagged with the compile's input key
 (:func:`~hatch_wasm_oci.build.componentize.input_key`); its manifest annotations record that key
 and the compiler version. It is pulled (every digest verified) before compiling and pushed after.
-Every failure here is a one-line warning, never a failed build: an unreachable registry is
-noticed within :data:`CONNECT_SECONDS` and then left alone for the rest of the build; a corrupt
-or foreign entry is ignored and replaced by the fresh compile.
+Every failure here is a one-line warning, never a failed build: a registry that is down, or
+accepts connections but does not answer, is noticed within :data:`CONNECT_SECONDS` and then left
+alone for the rest of the build; a corrupt or foreign entry is ignored and replaced by the fresh
+compile.
 
 Reading needs pull access only; writing needs push access (a refused push is a warning).
 Loopback registries (``localhost``, ``127.0.0.1``, ``[::1]``) are spoken to over plain HTTP.
@@ -13,9 +14,11 @@ Loopback registries (``localhost``, ``127.0.0.1``, ``[::1]``) are spoken to over
 
 from __future__ import annotations
 
+import http.client
 import shutil
-import socket
+import ssl
 import tempfile
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from hatch_wasm_oci.files.json_input import parse_json_object
 KEY_ANNOTATION = "dev.hatch-wasm-oci.cache.input-key"
 COMPILER_ANNOTATION = "dev.hatch-wasm-oci.cache.compiler"
 CACHE_REPOSITORY_ENV = "HATCH_WASM_OCI_CACHE_REPOSITORY"
-#: How long the registry may take to accept a connection before the cache is skipped.
+#: How long the registry may take to answer ``GET /v2/`` before the cache is skipped.
 CONNECT_SECONDS = 3.0
 #: The bound on retries of one cache request (HATCH_WASM_OCI_MAX_RETRY_SECONDS for it).
 RETRY_SECONDS = "5"
@@ -88,17 +91,34 @@ class RegistryCache:
         return {**self.environ, RETRY_SECONDS_ENV: RETRY_SECONDS}
 
     def _reachable(self, warn: Log) -> bool:
+        """Whether the registry answers ``GET /v2/`` within :data:`CONNECT_SECONDS` (any HTTP
+        status, or a TLS problem the real request will report); warns once when it does not.
+
+        Behind a proxy the registry is not probed: the proxy decides."""
         if self.unreachable:
             return False
         host, port = self._address()
+        if _proxied(host, self._plain_http):
+            return True
+        connection_class = (
+            http.client.HTTPConnection if self._plain_http else http.client.HTTPSConnection
+        )
+        connection = connection_class(host, port, timeout=CONNECT_SECONDS)
         try:
-            address = (host, port or (80 if self._plain_http else 443))
-            socket.create_connection(address, CONNECT_SECONDS).close()
-        except OSError as exc:
+            connection.request("GET", "/v2/", headers={"User-Agent": "hatch-wasm-oci"})
+            connection.getresponse().close()
+        except ssl.SSLError:
+            return True
+        except (OSError, http.client.HTTPException) as exc:
             self.unreachable = True
-            reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            if isinstance(exc, TimeoutError):
+                reason = f"no answer within {CONNECT_SECONDS:.0f} s"
+            else:
+                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             warn(f"Registry cache {self.repository} is unreachable ({reason}); compiling locally")
             return False
+        finally:
+            connection.close()
         return True
 
     def fetch(self, key: str, compiler: str, dest: Path, *, warn: Log) -> bool:
@@ -174,3 +194,11 @@ class RegistryCache:
 def _absent(message: str) -> bool:
     """Whether a pull failed only because there is no such entry (or repository) yet."""
     return "has no manifest" in message or "NAME_UNKNOWN" in message or "HTTP 404" in message
+
+
+def _proxied(host: str, plain_http: bool) -> bool:
+    """Whether requests to ``host`` go through a proxy (``*_proxy`` variables, ``no_proxy``)."""
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get("http" if plain_http else "https")) and not (
+        urllib.request.proxy_bypass(host)
+    )
