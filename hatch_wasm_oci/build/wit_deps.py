@@ -15,6 +15,7 @@ from hatch_wasm_oci.build.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.wit import wasm_tools
 from hatch_wasm_oci.wit.cache import BlobCache, default_cache_root
 from hatch_wasm_oci.wit.config import load_config
+from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.fetch import Mode, fetch_dependencies
 from hatch_wasm_oci.wit.lock import LOCK_FILE_NAME
 
@@ -38,7 +39,7 @@ def fetch_wit_dependencies(
         wit_dir = Path(root) / rel
         if not wit_dir.is_dir():
             continue
-        if option is None and wasm_tools.missing_package(wit_dir) is None:
+        if option is None and not _lacks_packages(wit_dir):
             continue
         lock = wit_dir.parent / LOCK_FILE_NAME
         mode = Mode.LOCKED if lock.exists() else Mode.FETCH
@@ -53,3 +54,12 @@ def fetch_wit_dependencies(
             f"WIT dependencies: {len(result.written)} package(s) in {rel}/deps, "
             f"{len(result.locked)} locked in {LOCK_FILE_NAME}"
         )
+
+
+def _lacks_packages(wit_dir: Path) -> bool:
+    """Whether wasm-tools names a foreign package ``wit_dir`` lacks. Any other complaint about
+    the WIT is left to the compiler, which reports it in its own words."""
+    try:
+        return wasm_tools.missing_package(wit_dir) is not None
+    except WitError:
+        return False
