@@ -4,6 +4,7 @@ sources, tar output, overrides, and failures (clean one-line errors, nothing lef
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,16 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from hatch_wasm_oci.build.componentize import compiler_arguments, input_key, qualified_world
+from hatch_wasm_oci.build.componentize import compiler_arguments, input_key
 from hatch_wasm_oci.build.settings import ComponentizePySource
+from hatch_wasm_oci.build.world import (
+    default_target,
+    find_world,
+    resolve,
+    verify_target,
+    world_name_problem,
+)
+from hatch_wasm_oci.errors import WasmOciError
 from tests.hatch_fixtures import (
     EXAMPLE_PROJECT,
     blob,
@@ -31,7 +40,8 @@ TARGET = "tool.hatch.build.targets.wasm-oci"
 # A real command producing a component with wasm-tools (parse, embed, new) through the shell.
 TINY_COMMAND = (
     "mkdir -p build && wasm-tools parse tiny.wat -o build/core.wasm"
-    " && wasm-tools component embed --world tiny tiny.wit build/core.wasm -o build/embedded.wasm"
+    " && wasm-tools component embed --world tiny wit/tiny.wit build/core.wasm"
+    " -o build/embedded.wasm"
     " && wasm-tools component new build/embedded.wasm -o build/tiny.wasm"
     " && echo made the tiny component"
 )
@@ -84,7 +94,7 @@ def test_command_source_builds_tar_tags_and_overrides(
             '"org.opencontainers.image.description" = "overridden"\n'
             '"com.example.team" = "wasm"\n'
         ),
-        files={"tiny.wat": TINY_CORE_WAT, "tiny.wit": TINY_WIT},
+        files={"tiny.wat": TINY_CORE_WAT, "wit/tiny.wit": TINY_WIT},
     )
     run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
     assert "made the tiny component" in run.output
@@ -121,6 +131,7 @@ def test_command_source_builds_tar_tags_and_overrides(
     assert imports == {"acme:tiny/host@0.1.0"}
     assert exports == {"add", "acme:tiny/math@0.1.0"}
     assert config["component"]["target"] == "acme:tiny/tiny@0.1.0"
+    wasm_tools("component", "targets", project / "wit", layer, "--world", "acme:tiny/tiny@0.1.0")
     metadata = json.dumps(json.loads(wasm_tools("metadata", "show", "--json", layer)))
     assert "overridden" in metadata and "MIT" in metadata and "2.0.0rc1+build.5" in metadata
     assert run_tiny(layer) == (5, 21)
@@ -275,24 +286,133 @@ def test_a_failed_rebuild_keeps_nothing_new_and_the_old_layout(
     assert first.component.read_bytes()[:4] == b"\0asm"
 
 
-def test_qualified_world_from_the_wit_package(tmp_path: Path) -> None:
-    wit = tmp_path / "wit"
-    (wit / "deps" / "other").mkdir(parents=True)
-    (wit / "deps" / "other" / "o.wit").write_text("package other:pkg@9.0.0;\nworld calculator {}\n")
-    (wit / "types.wit").write_text("// types\npackage acme:calc@1.2.0;\ninterface t {}\n")
-    (wit / "world.wit").write_text(
-        "/* the world */\npackage acme:calc@1.2.0;\n\nworld calculator {\n  export t;\n}\n"
+NESTED_WIT = """\
+package acme:calc@1.2.0;
+
+package other:inner@2.0.0 {
+  interface host {
+    factor: func() -> u32;
+  }
+  world only-inner {
+    import host;
+  }
+}
+
+world calculator {
+  import other:inner/host@2.0.0;
+}
+"""
+
+
+def test_worlds_come_from_wasm_tools_resolution_with_nested_packages(tmp_path: Path) -> None:
+    """A bare world name is the root package's (as componentize-py picks it), even with nested
+    `package x:y { ... }` blocks; a world only a nested package defines is not the root's."""
+    (tmp_path / "wit" / "deps" / "other").mkdir(parents=True)
+    (tmp_path / "wit" / "deps" / "other" / "o.wit").write_text(
+        "package other:pkg@9.0.0;\nworld calculator {}\n"
     )
-    source = ComponentizePySource(("wit",), "calculator", "app")
-    assert qualified_world(source, tmp_path) == "acme:calc/calculator@1.2.0"
-    two = ComponentizePySource(("missing", str(wit / "world.wit")), "calculator", "app")
-    assert qualified_world(two, tmp_path) == "acme:calc/calculator@1.2.0"
-    assert qualified_world(ComponentizePySource(("wit",), "nosuch", "app"), tmp_path) is None
-    given = ComponentizePySource(("wit",), "wasi:cli/command@0.2.0", "app")
-    assert qualified_world(given, tmp_path) == "wasi:cli/command@0.2.0"
-    (wit / "types.wit").unlink()
-    (wit / "world.wit").write_text("package acme:calc;\nworld calculator {}\n")
-    assert qualified_world(source, tmp_path) == "acme:calc/calculator"
+    (tmp_path / "wit" / "world.wit").write_text(NESTED_WIT)
+    resolution = resolve(tmp_path / "wit")
+    assert str(resolution.root) == "acme:calc@1.2.0"
+    assert resolution.qualified("calculator") == "acme:calc/calculator@1.2.0"
+    assert resolution.qualified("only-inner") is None  # the regex took it as acme:calc's
+    assert resolution.qualified("other:inner/only-inner@2.0.0") == "other:inner/only-inner@2.0.0"
+    assert resolution.qualified("other:pkg/calculator") == "other:pkg/calculator"
+    assert resolution.qualified("other:pkg/calculator@1.0.0") is None
+    other = tmp_path / "other.wit"
+    other.write_text("package zed:z;\nworld unrelated {}\n")
+    found = find_world([other, tmp_path / "wit"], "calculator")
+    assert found is not None and found[1] == "acme:calc/calculator@1.2.0"
+    assert found[0].wit == tmp_path / "wit"
+    broken = tmp_path / "broken.wit"
+    broken.write_text("package acme:x;\nworld w {\n")
+    with pytest.raises(WasmOciError, match="invalid WIT"):
+        resolve(broken)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("wasi:http/proxy@0.2.0", True),
+        ("acme:calc/calculator", True),
+        ("%acme:my-pkg/w2@1.0.0-rc.1+b", True),
+        ("not a world!", False),
+        ("acme:calc", False),
+        ("acme:calc/calculator@1.0", False),
+        ("Acme:calc/x", False),
+        ("acme:calc/x@", False),
+    ],
+)
+def test_world_name_grammar(text: str, ok: bool) -> None:
+    assert (world_name_problem(text) is None) is ok
+
+
+def test_explicit_target_must_be_targeted(tmp_path: Path, tiny_component: Path) -> None:
+    wit = tmp_path / "tiny.wit"
+    wit.write_text(TINY_WIT + "\nworld exports-only {\n  export math;\n}\n")
+    assert verify_target("acme:tiny/tiny@0.1.0", [wit], tiny_component) is None
+    assert verify_target("acme:tiny/exports-only@0.1.0", [wit], tiny_component) == (
+        "the component does not target acme:tiny/exports-only@0.1.0: "
+        "missing import named `acme:tiny/host@0.1.0`"
+    )
+    wit.write_text(
+        TINY_WIT + "\nworld more {\n  import host;\n  export math;\n"
+        "  export add: func(a: u32, b: u32) -> u32;\n  export extra: func();\n}\n"
+    )
+    assert verify_target("acme:tiny/more@0.1.0", [wit], tiny_component) == (
+        "the component does not target acme:tiny/more@0.1.0: missing export named `extra`"
+    )
+    assert verify_target("acme:tiny/nope@0.1.0", [wit], tiny_component) == (
+        f"world acme:tiny/nope@0.1.0 is not defined in {wit}"
+    )
+    assert verify_target("not a world!", [wit], tiny_component) == (
+        "'not a world!' is not a world name (namespace:package/world@version)"
+    )
+    # the default: the configured world when targeted, else another world of the package
+    assert default_target([wit], "tiny", tiny_component) == ("acme:tiny/tiny@0.1.0", None)
+    assert default_target([wit], "more", tiny_component) == ("acme:tiny/tiny@0.1.0", None)
+
+
+@pytest.mark.slow
+def test_componentize_py_targets_are_verified_or_null_with_a_warning(
+    tmp_path: Path,
+    calc_component: Path,
+    cli_component: Path,
+    http_component: Path,
+    tiny_component: Path,
+    wasi_wit_dir: Path,
+) -> None:
+    """Every fixture's default target is either null with the warning, or a world that
+    `wasm-tools component targets` (run here independently) accepts."""
+    from tests.wasm_fixtures import CALC_WIT, CLI_WIT, HTTP_WIT, wasm_tools_run
+
+    cases = {
+        "calc": (calc_component, CALC_WIT, "calculator"),
+        "cli": (cli_component, CLI_WIT, "app"),
+        "http": (http_component, HTTP_WIT, "app"),
+        "tiny": (tiny_component, TINY_WIT, "tiny"),
+    }
+    found: dict[str, str | None] = {}
+    for name, (component, text, world) in cases.items():
+        wit = tmp_path / name / "wit"
+        shutil.copytree(wasi_wit_dir, wit / "deps")
+        (wit / "app.wit").write_text(text)
+        target, warning = default_target([wit], world, component)
+        found[name] = target
+        if target is None:
+            assert warning is not None and "\n" not in warning
+            assert warning.startswith("component.target is null: the component does not target ")
+            assert "missing import named `wasi:" in warning
+            continue
+        assert warning is None
+        checked = wasm_tools_run("component", "targets", wit, component, "--world", target)
+        assert checked.returncode == 0, checked.stderr
+    assert found == {
+        "calc": None,  # componentize-py adds ~25 WASI imports the world does not have
+        "cli": "acme:cli-app/app@0.1.0",  # wasi:cli/command covers them
+        "http": None,  # componentize-py's own WASI 0.2.9 imports are not in wasi:http/proxy
+        "tiny": "acme:tiny/tiny@0.1.0",
+    }
 
 
 def test_input_key_covers_every_input(tmp_path: Path) -> None:
@@ -386,6 +506,7 @@ def test_build_environment_packages_are_bundled_and_stub_wasi(
     config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
     assert config["component"]["target"] == "demo:bumper/bumper@0.2.0"
     layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    wasm_tools("component", "targets", project / "wit" / "bumper.wit", layer)
     imports, exports = wit_world(layer)
     assert imports == set()  # stub-wasi: no WASI imports
     assert "bump-minor" in exports
@@ -541,3 +662,43 @@ def test_created_agrees_with_hatchlings_reproducible_timestamp(
         monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
     hatchling = datetime.fromtimestamp(get_reproducible_timestamp(), tz=timezone.utc)
     assert created_timestamp() == hatchling.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.slow
+def test_explicit_target_the_component_does_not_target_fails_the_build(
+    hatch_env: dict[str, str], tiny_component: Path, tmp_path: Path
+) -> None:
+    project = write_prebuilt_project(
+        tmp_path / "target",
+        tiny_component,
+        wasm_oci='target = "acme:tiny/exports-only@0.1.0"\n',
+    )
+    (project / "wit").mkdir()
+    (project / "wit" / "tiny.wit").write_text(
+        TINY_WIT + "\nworld exports-only {\n  export math;\n}\n"
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert run.returncode != 0
+    assert (
+        f"wasm-oci: {TARGET}.target: the component does not target "
+        "acme:tiny/exports-only@0.1.0: missing import named `acme:tiny/host@0.1.0`"
+    ) in run.stderr
+    assert "Traceback" not in run.output
+    assert not layout_dirs(project)
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace("acme:tiny/exports-only@0.1.0", "not a world!")
+    )
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert (
+        f"wasm-oci: {TARGET}.target: 'not a world!' is not a world name "
+        "(namespace:package/world@version)"
+    ) in run.stderr
+    (project / "pyproject.toml").write_text(text.replace("exports-only", "tiny"))
+    run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
+    (layout,) = layout_dirs(project)
+    manifest, _ = manifest_of(layout, "1.0.0")
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    assert config["component"]["target"] == "acme:tiny/tiny@0.1.0"
+    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    wasm_tools("component", "targets", project / "wit", layer, "--world", "acme:tiny/tiny@0.1.0")

@@ -26,7 +26,6 @@ from hatch_wasm_oci.build.componentize import (
     BuildStepError,
     Log,
     componentize,
-    qualified_world,
     run_step,
 )
 from hatch_wasm_oci.build.registry_cache import (
@@ -138,6 +137,33 @@ def produce_wasm(
     wasm = Path(source.path)
     wasm = wasm if wasm.is_absolute() else root / wasm
     return wasm, None
+
+
+def verified_target(settings: WasmOciSettings, root: Path, wasm: Path, log: Log) -> str | None:
+    """The ``component.target`` to record: an explicit ``target`` only if the component targets
+    it (else ConfigurationError naming the first missing import or export); for componentize-py
+    the configured world when the component targets it, else null with a one-line warning.
+
+    WIT comes from componentize-py's ``wit-path``, else the project's ``wit/`` directory.
+    """
+    from hatch_wasm_oci.build.world import default_target, verify_target
+
+    source = settings.source
+    if isinstance(source, ComponentizePySource):
+        wit_paths = [root / wit for wit in source.wit_paths]
+    else:
+        wit_paths = [root / "wit"] if (root / "wit").is_dir() else []
+    if settings.target is not None:
+        problem = verify_target(settings.target, wit_paths, wasm)
+        if problem:
+            raise ConfigurationError([f"{settings.key('target')}: {problem}"])
+        return settings.target
+    if not isinstance(source, ComponentizePySource):
+        return None
+    target, warning = default_target(wit_paths, source.world, wasm)
+    if warning:
+        log(warning)
+    return target
 
 
 def artifact_annotations(
@@ -307,9 +333,6 @@ def build_artifact(
     annotations = artifact_annotations(
         settings, project, root=root, version=version, created=created
     )
-    target = settings.target
-    if target is None and isinstance(settings.source, ComponentizePySource):
-        target = qualified_world(settings.source, root)
 
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-") as work_name:
         work = Path(work_name)
@@ -325,6 +348,7 @@ def build_artifact(
             environ=environ,
             use_cache=use_cache,
         )
+        target = verified_target(settings, root, wasm, log)
         component = work / f"{base}.wasm"
         fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
         if fields:

@@ -444,6 +444,12 @@ def parse_settings(
             source = PrebuiltSource(wasm_path)
 
     target = _string(config, "target", table, problems)
+    if target is not None:
+        from hatch_wasm_oci.build.world import world_name_problem
+
+        problem = world_name_problem(target)
+        if problem:
+            problems.add(f"{table}.target", problem)
     annotations: dict[str, str] = {}
     if "annotations" in config:
         raw_annotations = config["annotations"]

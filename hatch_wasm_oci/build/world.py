@@ -1,0 +1,144 @@
+"""A verified ``component.target``: a world the component really targets, as wasm-tools decides.
+
+A component targets a world when every import of the component is an import of the world and
+every export of the world is exported by the component, with matching types: the rule of
+``wasm-tools component targets WIT COMPONENT --world WORLD``, which is what runs here. WIT is
+read by wasm-tools (the reference WIT parser), never by regular expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.files.json_input import parse_json_object
+from hatch_wasm_oci.wit import wasm_tools
+from hatch_wasm_oci.wit.names import PackageName
+from hatch_wasm_oci.wit.semver import Version
+
+_WORD = r"(?:[a-z][0-9a-z]*|[A-Z][0-9A-Z]*)"
+_LABEL = rf"%?{_WORD}(?:-{_WORD})*"
+_WORLD_NAME = re.compile(rf"({_LABEL}):({_LABEL})/({_LABEL})(?:@([^@/\s]+))?")
+_MISSING = re.compile(r"missing (import|export) named `([^`]+)`")
+#: ``wasm-tools component wit --json`` of a large WIT tree stays well below this.
+MAX_WIT_JSON = 64 << 20
+
+
+def world_name_problem(text: str) -> str | None:
+    """None if ``text`` is a world name ``namespace:package/world@version`` (version
+    optional, SemVer), else why not."""
+    match = _WORLD_NAME.fullmatch(text)
+    if match is None:
+        return f"{text!r} is not a world name (namespace:package/world@version)"
+    version = match.group(4)
+    if version is not None and Version.parse(version) is None:
+        return f"{text!r}: {version!r} is not a SemVer version"
+    return None
+
+
+def targets(wit: Path, component: Path, world: str) -> str | None:
+    """None when ``component`` targets ``world`` of ``wit`` (``wasm-tools component targets``),
+    else the reason in one line: the first missing import or export when that is it."""
+    result = wasm_tools.run("component", "targets", wit, component, "--world", world)
+    if result.returncode == 0:
+        return None
+    missing = _MISSING.search(result.stderr)
+    if missing:
+        return f"missing {missing.group(1)} named `{missing.group(2)}`"
+    return wasm_tools.first_error(result.stderr)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What wasm-tools resolved from one WIT path: its root package and every package's worlds."""
+
+    wit: Path
+    root: PackageName
+    worlds: dict[str, tuple[str, ...]]  # package name (ns:pkg@version) -> world names
+
+    def qualified(self, world: str) -> str | None:
+        """The qualified name of ``world``: a bare name is looked up in the root package (as
+        componentize-py picks it), a qualified one in every package; None if not defined."""
+        if ":" not in world:
+            if world not in self.worlds.get(str(self.root), ()):
+                return None
+            version = f"@{self.root.version}" if self.root.version else ""
+            return f"{self.root.ref}/{world}{version}"
+        ref, _, version = world.partition("@")
+        package, _, name = ref.partition("/")
+        wanted = f"{package}@{version}" if version else package
+        matches = [
+            p
+            for p, names in self.worlds.items()
+            if name in names and (p == wanted or (not version and p.partition("@")[0] == package))
+        ]
+        return world if len(matches) == 1 else None
+
+    def root_worlds(self) -> list[str]:
+        """Every world of the root package, qualified."""
+        return [q for w in self.worlds.get(str(self.root), ()) if (q := self.qualified(w))]
+
+
+def resolve(wit: Path) -> Resolution:
+    """``wit`` (a directory with ``deps/``, or a ``.wit`` file) as wasm-tools resolves it;
+    WasmOciError when it does not resolve."""
+    root = wasm_tools.root_package(wit)
+    result = wasm_tools.run("component", "wit", wit, "--json")
+    if result.returncode != 0:
+        raise WasmOciError(f"invalid WIT in {wit}: {wasm_tools.first_error(result.stderr)}")
+    document = parse_json_object(result.stdout, f"the WIT of {wit}", MAX_WIT_JSON)
+    worlds: dict[str, tuple[str, ...]] = {}
+    for entry in document.get("packages", []):
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            names = entry.get("worlds")
+            worlds[entry["name"]] = tuple(names) if isinstance(names, dict) else ()
+    return Resolution(wit, root, worlds)
+
+
+def find_world(wit_paths: Sequence[Path], world: str) -> tuple[Resolution, str] | None:
+    """The first WIT path that defines ``world``, and the world's qualified name."""
+    for wit in wit_paths:
+        resolution = resolve(wit)
+        qualified = resolution.qualified(world)
+        if qualified is not None:
+            return resolution, qualified
+    return None
+
+
+def verify_target(target: str, wit_paths: Sequence[Path], component: Path) -> str | None:
+    """Why ``component`` does not target the world ``target`` (None when it does), one line."""
+    problem = world_name_problem(target)
+    if problem:
+        return problem
+    found = find_world(wit_paths, target)
+    if found is None:
+        where = ", ".join(str(p) for p in wit_paths) or "no WIT (put it in wit/)"
+        return f"world {target} is not defined in {where}"
+    reason = targets(found[0].wit, component, found[1])
+    return f"the component does not target {target}: {reason}" if reason else None
+
+
+def default_target(
+    wit_paths: Sequence[Path], world: str, component: Path
+) -> tuple[str | None, str | None]:
+    """A componentize-py build's target: ``world`` if the component targets it, else the first
+    other world of the same package it targets; else None and a one-line warning saying why and
+    how to get a verified target. Returns (target, warning)."""
+    found = find_world(wit_paths, world)
+    if found is None:
+        return None, f"component.target is null: world {world!r} was not found in the WIT"
+    resolution, qualified = found
+    reason = targets(resolution.wit, component, qualified)
+    if reason is None:
+        return qualified, None
+    for candidate in resolution.root_worlds():
+        if candidate != qualified and targets(resolution.wit, component, candidate) is None:
+            return candidate, None
+    return None, (
+        f"component.target is null: the component does not target {qualified} ({reason}, "
+        "which componentize-py links); for a verified target set `target` to a world that also "
+        "includes those imports (e.g. `include wasi:cli/imports@VERSION;`), or use stub-wasi"
+    )
