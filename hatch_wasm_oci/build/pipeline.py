@@ -139,7 +139,7 @@ def produce_wasm(
     return wasm, None
 
 
-def verified_target(settings: WasmOciSettings, root: Path, wasm: Path, log: Log) -> str | None:
+def verified_target(settings: WasmOciSettings, root: Path, wasm: Path, warn: Log) -> str | None:
     """The ``component.target`` to record: an explicit ``target`` only if the component targets
     it (else ConfigurationError naming the first missing import or export); for componentize-py
     the configured world when the component targets it, else null with a one-line warning.
@@ -162,7 +162,7 @@ def verified_target(settings: WasmOciSettings, root: Path, wasm: Path, log: Log)
         return None
     target, warning = default_target(wit_paths, source.world, wasm)
     if warning:
-        log(warning)
+        warn(warning)
     return target
 
 
@@ -348,7 +348,7 @@ def build_artifact(
             environ=environ,
             use_cache=use_cache,
         )
-        target = verified_target(settings, root, wasm, log)
+        target = verified_target(settings, root, wasm, warn or log)
         component = work / f"{base}.wasm"
         fields = embeddable_fields(annotations, log) if settings.embed_metadata else {}
         if fields:
