@@ -571,3 +571,34 @@ def test_good_values_and_unrelated_tags_pass(tiny_component: Path, tmp_path: Pat
     )  # fmt: skip
     assert packed.returncode == 0, packed.stderr
     assert run_cli("verify", tmp_path / "ok", env=clean_env(tmp_path / "home")).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "ok"),
+    [
+        ("wasi:http/proxy@0.2.0", True),
+        ("acme:calc/calculator", True),
+        ("wasi:cli/command@0.2.0-rc-2023-12-05", True),
+        ("not a world!", False),
+        ("wasi:http", False),
+        ("wasi:http/proxy@0.2", False),
+        ("Wasi:http/Proxy@0.2.0", False),
+    ],
+)
+def test_pack_target_follows_the_world_name_grammar(
+    target: str, ok: bool, tiny_component: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    packed = run_cli(
+        "pack", tiny_component, "-o", out, "--target", target, env=clean_env(tmp_path / "home")
+    )
+    if ok:
+        assert packed.returncode == 0, packed.stderr
+        assert OciLayout.open(out).config("latest")["component"]["target"] == target
+    else:
+        assert packed.returncode == 2
+        assert packed.stderr.splitlines() == [
+            f"hatch-wasm-oci: target {target!r} is not a world name: use ns:pkg/world@version, "
+            "e.g. wasi:http/proxy@0.2.0"
+        ]
+        assert not out.exists()
