@@ -602,3 +602,18 @@ def test_pack_target_follows_the_world_name_grammar(
             "e.g. wasi:http/proxy@0.2.0"
         ]
         assert not out.exists()
+
+
+def test_tag_underscore_x_is_refused_by_pack_and_verify(
+    tiny_component: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    packed = run_cli("pack", tiny_component, "-o", tmp_path / "out", "-t", "_x", env=env)
+    assert packed.returncode == 2 and "invalid OCI tag '_x'" in packed.stderr
+    assert not (tmp_path / "out").exists()
+    layout = wkg_layout(tmp_path / "wkg", tiny_component)
+    index = json.loads((layout / "index.json").read_text())
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] = "_x"
+    (layout / "index.json").write_text(json.dumps(index))
+    verified = run_cli("verify", layout, env=env)
+    assert verified.returncode == 2 and "tag '_x' breaks the OCI tag grammar" in verified.stderr

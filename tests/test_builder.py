@@ -206,7 +206,8 @@ def test_configuration_errors_through_hatch(hatch_env: dict[str, str], tmp_path:
         "cache-repository)",
         f"{TARGET}.path: 'missing.wasm' does not exist",
         f"{TARGET}.tags[1]: invalid OCI tag 'not a tag': a tag is 1-128 characters of "
-        "letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
+        "letters, digits, '_', '.' and '-', starts and ends with a letter or digit, "
+        "and has no two of '_', '.', '-' in a row (but '--')",
         f"{TARGET}.tar: must be true or false, not an integer",
     ):
         assert f"  {problem}" in lines

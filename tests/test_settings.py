@@ -166,7 +166,8 @@ def test_every_problem_reported_at_once(root: Path) -> None:
         f"{T}.annotations.a: must be a string, not an integer",
         f'{T}.annotations."b.c": must be a string, not an array',
         f"{T}.tags[1]: invalid OCI tag 'bad tag': a tag is 1-128 characters of letters, "
-        "digits, '_', '.' and '-', and does not start with '.' or '-'",
+        "digits, '_', '.' and '-', starts and ends with a letter or digit, and has no two "
+        "of '_', '.', '-' in a row (but '--')",
         f"{T}.tags[2]: cannot format '{{nope}}': unknown placeholder {{nope}} "
         "(only {version} is known)",
         f"{T}.tar: must be true or false, not a string",

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from hatch_wasm_oci.errors import WasmOciError
-from hatch_wasm_oci.oci.tags import version_tag
+from hatch_wasm_oci.oci.tags import is_valid_tag, validate_tag, version_tag
 
 # semver.org's suggested regular expression, copied from the SemVer 2.0.0 specification.
 SEMVER = re.compile(
@@ -62,3 +62,30 @@ def test_versions_without_one_keep_a_valid_tag_and_say_so(version: str, tag: str
 def test_an_epoch_is_refused() -> None:
     with pytest.raises(WasmOciError, match="epoch"):
         version_tag("1!2.0")
+
+
+@pytest.mark.parametrize(
+    ("tag", "valid"),
+    [
+        ("latest", True),
+        ("1.2.3-rc.1", True),
+        ("1.2.3_local.7", True),
+        ("a--b", True),
+        ("sha256-" + "0" * 64, True),
+        ("_x", False),  # the distribution grammar allows it; an image layout's ref.name does not
+        ("x_", False),
+        ("a__b", False),
+        ("a.-b", False),
+        ("-x", False),
+        (".x", False),
+        ("a" * 129, False),
+        ("bad tag", False),
+    ],
+)
+def test_tags_follow_the_distribution_and_ref_name_grammars(tag: str, valid: bool) -> None:
+    assert is_valid_tag(tag) is valid
+    if valid:
+        assert validate_tag(tag) == tag
+    else:
+        with pytest.raises(WasmOciError, match="invalid OCI tag"):
+            validate_tag(tag)

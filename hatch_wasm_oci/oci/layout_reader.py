@@ -22,7 +22,7 @@ from hatch_wasm_oci.oci.layout import (
     read_layout_json,
 )
 from hatch_wasm_oci.oci.manifest import WasmManifest
-from hatch_wasm_oci.oci.tags import TAG_PATTERN
+from hatch_wasm_oci.oci.tags import is_valid_tag
 
 # Manifests and configs are small; a larger one is refused before it is read into memory.
 MAX_DOCUMENT_SIZE = media_types.MAX_DOCUMENT_SIZE
@@ -146,7 +146,7 @@ class OciLayout:
             where = f"manifests[{i}]"
             tag = desc.annotations.get(REF_NAME)
             if tag is not None:
-                if not TAG_PATTERN.fullmatch(tag):
+                if not is_valid_tag(tag):
                     problems.append(f"{where}: tag {tag[:200]!r} breaks the OCI tag grammar")
                 elif tag in first_entry:
                     problems.append(

@@ -32,7 +32,16 @@ from packaging.version import InvalidVersion, Version
 
 from hatch_wasm_oci.errors import WasmOciError
 
+#: The distribution spec's tag grammar: what a registry accepts in a URL.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+#: The image spec's ``org.opencontainers.image.ref.name`` grammar (alphanumeric runs joined by
+#: one separator, or ``--``), which a tag must also follow to be stored in an image layout.
+REF_NAME_PATTERN = re.compile(r"[A-Za-z0-9]+(?:(?:[._-]|--)[A-Za-z0-9]+)*")
+
+
+def is_valid_tag(tag: str) -> bool:
+    """Whether ``tag`` is a tag a registry accepts and an image layout may hold (``_x`` is not)."""
+    return bool(TAG_PATTERN.fullmatch(tag) and REF_NAME_PATTERN.fullmatch(tag))
 
 
 class VersionTag(NamedTuple):
@@ -43,11 +52,12 @@ class VersionTag(NamedTuple):
 
 
 def validate_tag(tag: str) -> str:
-    """Return ``tag`` if it matches the OCI grammar ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}``."""
-    if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+    """Return ``tag`` if it follows both OCI grammars (see :func:`is_valid_tag`)."""
+    if not isinstance(tag, str) or not is_valid_tag(tag):
         raise WasmOciError(
             f"invalid OCI tag {tag!r}: a tag is 1-128 characters of letters, digits, '_', '.' "
-            "and '-', and does not start with '.' or '-'"
+            "and '-', starts and ends with a letter or digit, and has no two of '_', '.', '-' "
+            "in a row (but '--')"
         )
     return tag
 
