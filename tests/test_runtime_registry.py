@@ -3,6 +3,7 @@ registry on 127.0.0.1, run by tag and by digest through the local content store.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -36,20 +37,26 @@ def test_run_a_registry_reference_by_tag_then_by_digest_offline(
     pushed = plain_push(layout, f"{repo}:0.1.0", env)
     assert pushed.returncode == 0, pushed.stderr
     _, raw = manifest_of(layout, "0.1.0")
-    import hashlib
-
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
 
     summarize = f"summarize({ITEMS}, 5)"
-    done = run_cli("run", f"{repo}:0.1.0", "--plain-http", "--invoke", summarize, env=env)
-    assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr
     store = Path(env["XDG_CACHE_HOME"]) / "hatch-wasm-oci" / "store" / "blobs" / "sha256"
+    # pull keeps what it fetched in the store that run reads.
+    pulled = run_cli("pull", f"{repo}:0.1.0", "--plain-http", "-o", tmp_path / "pulled", env=env)
+    assert pulled.returncode == 0, pulled.stderr
     assert (store / digest.split(":")[1]).is_file()
 
     # A digest in the store never needs the network: nothing listens on port 1.
     dead = f"127.0.0.1:1/{repo.split('/', 1)[1]}@{digest}"
     done = run_cli("run", dead, "--invoke", 'find([], "x")', env=env)
     assert (done.returncode, done.stdout) == (0, "none\n"), done.stderr
+
+    # A tag is resolved against the registry (its blobs come from the store).
+    done = run_cli("run", f"{repo}:0.1.0", "--plain-http", "--invoke", summarize, env=env)
+    assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr
+    done = run_cli("run", f"{repo}:0.2.0", "--plain-http", "--invoke", summarize, env=env)
+    assert done.returncode == 2 and "has no manifest 0.2.0" in done.stderr
+
     # A tag with --offline: the digest it last resolved to.
     done = run_cli("run", f"{repo}:0.1.0", "--offline", "--invoke", summarize, env=env)
     assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,18 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         plain_http=args.plain_http,
         ca_file=args.ca_file,
     )
+    _keep_in_store(result.layout, result.reference, result.digest)
     pinned = result.reference if "@" in result.reference else f"{result.reference}@{result.digest}"
     print(f"{pinned} -> {result.wasm} (layout {result.layout})")
     return 0
+
+
+def _keep_in_store(layout: Path, reference: str, digest: str) -> None:
+    """Put what ``pull`` fetched into the local content store that ``run`` reads (best
+    effort: the pull succeeded; the store only saves ``run`` a download)."""
+    from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.files.cache_home import user_cache_root
+    from hatch_wasm_oci.runtime.store import ContentStore
+
+    with contextlib.suppress(OSError, WasmOciError):
+        ContentStore(user_cache_root() / "store").keep(layout, reference, digest)

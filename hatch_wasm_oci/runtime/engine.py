@@ -23,10 +23,10 @@ import wasmtime
 import wasmtime.component as wc
 
 from hatch_wasm_oci.errors import ComponentError
-from hatch_wasm_oci.files.atomic import atomic_write
+from hatch_wasm_oci.files.atomic import replacing
+from hatch_wasm_oci.files.cache_home import user_cache_root
 
 MAGIC = b"hatch-wasm-oci compiled v1\n"
-CACHE_ENV = "HATCH_WASM_OCI_CACHE"
 NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
 # Every engine setting this module changes from wasmtime's defaults (part of the cache key).
 ENGINE_SETTINGS = "defaults"
@@ -50,20 +50,11 @@ def wasmtime_version() -> str:
 
 
 def cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
-    """``$HATCH_WASM_OCI_CACHE``, else the per-user cache; ``None`` when caching is off."""
+    """The cache directory (:func:`user_cache_root`); ``None`` when caching is turned off."""
     env = os.environ if environ is None else environ
     if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
         return None
-    explicit = env.get(CACHE_ENV, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "hatch-wasm-oci" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "hatch-wasm-oci"
-    xdg = env.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "hatch-wasm-oci"
+    return user_cache_root(env)
 
 
 def cache_key(digest: str, kind: str) -> str:
@@ -72,7 +63,7 @@ def cache_key(digest: str, kind: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _seal(key: str, code: bytes | memoryview) -> bytes:
+def _seal(key: str, code: bytes | bytearray | memoryview) -> bytes:
     """The hash an entry carries: of its key and its code, so an entry copied under another
     key (another component's code) does not verify either."""
     hasher = hashlib.sha256(key.encode() + b"\0")
@@ -95,10 +86,12 @@ def _read_entry(path: Path, key: str) -> bytes | None:
     return bytes(code)
 
 
-def _write_entry(path: Path, key: str, code: bytes) -> None:
+def _write_entry(path: Path, key: str, code: bytes | bytearray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, MAGIC + _seal(key, code) + code)
+        with replacing(path) as sink:
+            sink.write(MAGIC + _seal(key, code))
+            sink.write(code)
     except OSError:
         pass  # a read-only or full cache only costs the next run a compile
 
@@ -122,5 +115,5 @@ def compile_binary(wasm: bytes, digest: str, *, component: bool, cache: Path | N
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ComponentError(f"wasmtime cannot compile this {kind}: {first}") from None
     if entry is not None:
-        _write_entry(entry, key, bytes(compiled.serialize()))
+        _write_entry(entry, key, compiled.serialize())
     return compiled

@@ -77,6 +77,15 @@ class ContentStore:
                 raise RegistryError(f"{source}: does not hash to {digest}; not stored")
         return target
 
+    def keep(self, layout: Path, reference: str | None = None, digest: str | None = None) -> None:
+        """Copy every blob of a pulled layout in (each hashed); remember the tag's digest."""
+        for blob in sorted((layout / "blobs" / "sha256").iterdir()):
+            self.add_file(blob, f"sha256:{blob.name}")  # replaces a damaged copy
+        if reference is not None and digest is not None:
+            ref = parse_reference(reference)
+            if ref.tag:
+                self.remember_tag(ref, digest)
+
     def read_verified(self, digest: str, limit: int = MAX_MANIFEST) -> bytes | None:
         """A small blob's bytes, or None if absent, too large or not matching its digest."""
         path = self.blob_path(digest)
@@ -157,11 +166,11 @@ class ContentStore:
                 self.remember_tag(ref, digest)
             return found
         if options.offline:
-            raise RegistryError(f"{ref}@{digest} is not in the local store (--offline)")
+            raise RegistryError(f"{ref.with_digest(digest)} is not in the local store (--offline)")
         self._pull_into_store(ref, digest, options)
         found = self.artifact(ref, digest)
         if found is None:  # pragma: no cover - just written and verified
-            raise RegistryError(f"{ref}@{digest}: the store lost it while reading")
+            raise RegistryError(f"{ref.with_digest(digest)}: the store lost it while reading")
         if ref.tag:
             self.remember_tag(ref, digest)
         return found
@@ -178,8 +187,7 @@ class ContentStore:
                 ca_file=options.ca_file,
                 environ=options.environ,
             )
-            for blob in sorted((result.layout / "blobs" / "sha256").iterdir()):
-                self.add_file(blob, f"sha256:{blob.name}")
+            self.keep(result.layout)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
