@@ -703,3 +703,62 @@ def test_explicit_target_the_component_does_not_target_fails_the_build(
     assert config["component"]["target"] == "acme:tiny/tiny@0.1.0"
     layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
     wasm_tools("component", "targets", project / "wit", layer, "--world", "acme:tiny/tiny@0.1.0")
+
+
+def test_pack_target_is_verified_against_wit(tiny_component: Path, tmp_path: Path) -> None:
+    """`hatch-wasm-oci pack --target` checks the world like the build does (one line, exit 2)."""
+    import os
+
+    wit = tmp_path / "wit"
+    wit.mkdir()
+    (wit / "tiny.wit").write_text(TINY_WIT + "\nworld exports-only {\n  export math;\n}\n")
+
+    def pack(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hatch_wasm_oci", "pack", str(tiny_component), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            timeout=120,
+        )
+
+    bad = pack("-o", "bad", "--target", "acme:tiny/exports-only@0.1.0")  # ./wit by default
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "hatch-wasm-oci: --target: the component does not target acme:tiny/exports-only@0.1.0: "
+        "missing import named `acme:tiny/host@0.1.0`\n",
+    )
+    assert not (tmp_path / "bad").exists()
+    grammar = pack("-o", "bad", "--target", "not a world!", "--wit", str(wit))
+    assert (grammar.returncode, grammar.stderr) == (
+        2,
+        "hatch-wasm-oci: --target: 'not a world!' is not a world name "
+        "(namespace:package/world@version)\n",
+    )
+    good = pack("-o", "good", "--target", "acme:tiny/tiny@0.1.0")
+    assert good.returncode == 0, good.stderr
+    (tmp_path / "elsewhere").mkdir()
+    nowit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hatch_wasm_oci",
+            "pack",
+            str(tiny_component),
+            "-o",
+            "x",
+            "--target",
+            "acme:tiny/tiny@0.1.0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "elsewhere",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        timeout=120,
+    )
+    assert nowit.returncode == 2
+    assert nowit.stderr == (
+        "hatch-wasm-oci: --target: no WIT to check world acme:tiny/tiny@0.1.0 against "
+        "(put it in wit/, dependencies in wit/deps/)\n"
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wasm_fixtures import printed_names, wit_world
+from tests.wasm_fixtures import TINY_WIT, printed_names, wit_world
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,6 +43,8 @@ def test_inspect_wasm_prints_the_derived_config(calc_component: Path) -> None:
 
 def test_pack_then_inspect_and_verify_the_layout(tiny_component: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
+    wit = tmp_path / "tiny.wit"
+    wit.write_text(TINY_WIT)
     proc = run(
         "pack",
         str(tiny_component),
@@ -55,7 +57,9 @@ def test_pack_then_inspect_and_verify_the_layout(tiny_component: Path, tmp_path:
         "--annotation",
         "org.opencontainers.image.source=https://example.com/x",
         "--target",
-        "example:tiny/adder@0.1.0",
+        "acme:tiny/tiny@0.1.0",
+        "--wit",
+        str(wit),
         "--tar",
     )
     assert proc.returncode == 0, proc.stderr
@@ -71,7 +75,7 @@ def test_pack_then_inspect_and_verify_the_layout(tiny_component: Path, tmp_path:
     assert entry["manifest"]["annotations"]["org.opencontainers.image.source"] == (
         "https://example.com/x"
     )
-    assert entry["config"]["component"]["target"] == "example:tiny/adder@0.1.0"
+    assert entry["config"]["component"]["target"] == "acme:tiny/tiny@0.1.0"
 
     proc = run("verify", str(out))
     assert proc.returncode == 0, proc.stderr

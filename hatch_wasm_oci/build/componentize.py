@@ -530,4 +530,3 @@ def componentize(
         if digest is not None:
             log(f"Stored in the registry cache: {registry.repository}:{key[:16]}... ({digest})")
     return result
-

@@ -113,10 +113,11 @@ def verify_target(target: str, wit_paths: Sequence[Path], component: Path) -> st
     problem = world_name_problem(target)
     if problem:
         return problem
+    if not wit_paths:
+        return f"no WIT to check world {target} against (put it in wit/, dependencies in wit/deps/)"
     found = find_world(wit_paths, target)
     if found is None:
-        where = ", ".join(str(p) for p in wit_paths) or "no WIT (put it in wit/)"
-        return f"world {target} is not defined in {where}"
+        return f"world {target} is not defined in {', '.join(str(p) for p in wit_paths)}"
     reason = targets(found[0].wit, component, found[1])
     return f"the component does not target {target}: {reason}" if reason else None
 

@@ -85,9 +85,22 @@ def _parse_annotations(pairs: Sequence[str]) -> dict[str, str]:
     return annotations
 
 
+def _check_target(args: argparse.Namespace) -> None:
+    """``--target`` only if the component targets that world (``wasm-tools component targets``
+    against ``--wit``, default ``./wit``), else one line naming the first missing item."""
+    from hatch_wasm_oci.build.world import verify_target
+
+    wit_paths = [Path(p) for p in args.wit] or ([Path("wit")] if Path("wit").is_dir() else [])
+    problem = verify_target(args.target, wit_paths, Path(args.wasm))
+    if problem:
+        raise WasmOciError(f"--target: {problem}")
+
+
 def _cmd_pack(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.oci.layout import pack
 
+    if args.target is not None:
+        _check_target(args)
     result = pack(
         Path(args.wasm),
         Path(args.output),
@@ -142,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pack.add_argument(
         "--target", metavar="WORLD", help="the world it targets, e.g. wasi:http/proxy@0.2.0"
+    )
+    pack.add_argument(
+        "--wit",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="WIT defining the --target world (repeatable; default ./wit): the component must "
+        "target it, as `wasm-tools component targets` checks",
     )
     pack.add_argument("--author", help="config author (default: the authors annotation)")
     pack.add_argument("--tar", action="store_true", help="also write LAYOUT_DIR.tar")

@@ -46,7 +46,6 @@ FROM_METADATA = {
 URL_KEYS = (SOURCE, URL, DOCUMENTATION)
 
 
-
 def metadata_annotations(metadata: WasmMetadata) -> dict[str, str]:
     """The annotations a component's embedded wasm-metadata gives, as ``wkg publish`` maps them."""
     found: dict[str, str] = {}
