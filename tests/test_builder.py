@@ -367,7 +367,8 @@ def test_explicit_target_must_be_targeted(tmp_path: Path, tiny_component: Path) 
         f"world acme:tiny/nope@0.1.0 is not defined in {wit}"
     )
     assert verify_target("not a world!", [wit], tiny_component) == (
-        "'not a world!' is not a world name (namespace:package/world@version)"
+        "target 'not a world!' is not a world name: use ns:pkg/world@version, "
+        "e.g. wasi:http/proxy@0.2.0"
     )
     # the default: the configured world when targeted, else another world of the package
     assert default_target([wit], "tiny", tiny_component) == ("acme:tiny/tiny@0.1.0", None)
@@ -692,8 +693,8 @@ def test_explicit_target_the_component_does_not_target_fails_the_build(
     )
     run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
     assert (
-        f"wasm-oci: {TARGET}.target: 'not a world!' is not a world name "
-        "(namespace:package/world@version)"
+        f"wasm-oci: {TARGET}.target: target 'not a world!' is not a world name: "
+        "use ns:pkg/world@version, e.g. wasi:http/proxy@0.2.0"
     ) in run.stderr
     (project / "pyproject.toml").write_text(text.replace("exports-only", "tiny"))
     run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
@@ -733,8 +734,8 @@ def test_pack_target_is_verified_against_wit(tiny_component: Path, tmp_path: Pat
     grammar = pack("-o", "bad", "--target", "not a world!", "--wit", str(wit))
     assert (grammar.returncode, grammar.stderr) == (
         2,
-        "hatch-wasm-oci: --target: 'not a world!' is not a world name "
-        "(namespace:package/world@version)\n",
+        "hatch-wasm-oci: target 'not a world!' is not a world name: use ns:pkg/world@version, "
+        "e.g. wasi:http/proxy@0.2.0\n",
     )
     good = pack("-o", "good", "--target", "acme:tiny/tiny@0.1.0")
     assert good.returncode == 0, good.stderr

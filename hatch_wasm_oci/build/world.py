@@ -15,27 +15,22 @@ from pathlib import Path
 
 from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.files.json_input import parse_json_object
+from hatch_wasm_oci.oci.config import validate_target
 from hatch_wasm_oci.wit import wasm_tools
 from hatch_wasm_oci.wit.names import PackageName
-from hatch_wasm_oci.wit.semver import Version
 
-_WORD = r"(?:[a-z][0-9a-z]*|[A-Z][0-9A-Z]*)"
-_LABEL = rf"%?{_WORD}(?:-{_WORD})*"
-_WORLD_NAME = re.compile(rf"({_LABEL}):({_LABEL})/({_LABEL})(?:@([^@/\s]+))?")
 _MISSING = re.compile(r"missing (import|export) named `([^`]+)`")
 #: ``wasm-tools component wit --json`` of a large WIT tree stays well below this.
 MAX_WIT_JSON = 64 << 20
 
 
 def world_name_problem(text: str) -> str | None:
-    """None if ``text`` is a world name ``namespace:package/world@version`` (version
-    optional, SemVer), else why not."""
-    match = _WORLD_NAME.fullmatch(text)
-    if match is None:
-        return f"{text!r} is not a world name (namespace:package/world@version)"
-    version = match.group(4)
-    if version is not None and Version.parse(version) is None:
-        return f"{text!r}: {version!r} is not a SemVer version"
+    """None if ``text`` names a world (``ns:pkg/world@version``, the config's grammar), else
+    why not."""
+    try:
+        validate_target(text)
+    except WasmOciError as exc:
+        return str(exc)
     return None
 
 
