@@ -54,6 +54,8 @@ _I32_CONST, _I64_CONST, _GLOBAL_GET, _END = 0x41, 0x42, 0x23, 0x0B
 #: Differing ranges listed per difference; the rest are only counted.
 RANGES_SHOWN = 4
 _CHUNK = 4096
+#: The largest memory span compared as an image; beyond it, data sections are compared as bytes.
+MAX_IMAGE = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -257,15 +259,15 @@ def _memory_difference(a: bytes, one: Leaf, b: bytes, two: Leaf) -> Difference |
     if not spans:
         return None
     low, high = min(s for s, _ in spans), max(e for _, e in spans)
-    if high - low > 1 << 30:
+    if high - low > MAX_IMAGE:
         raise _Malformed
     image_a, mask_a = _image(a, one, low, high)
     image_b, mask_b = _image(b, two, low, high)
-    ranges = _ranges(bytes(image_a) + bytes(mask_a), bytes(image_b) + bytes(mask_b))
-    span = high - low
-    addresses = sorted({(low + start % span, low + (end - 1) % span + 1) for start, end in ranges})
+    ranges = sorted(
+        _ranges(bytes(image_a), bytes(image_b), low) + _ranges(bytes(mask_a), bytes(mask_b), low)
+    )
     merged: list[tuple[int, int]] = []
-    for start, end in addresses:
+    for start, end in ranges:
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
