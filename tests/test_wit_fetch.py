@@ -402,3 +402,29 @@ def test_lock_reader_keeps_what_wkg_writes(tmp_path: Path) -> None:
     path.write_text(text.replace("version = 1", "version = 2", 1))
     with pytest.raises(WitError, match="unsupported lock file version 2"):
         read_lock(path)
+
+
+def test_wkg_lock_entries_for_nested_packages_are_kept(
+    tmp_path: Path, well_known: WellKnown, wit_registry: dict[str, str]
+) -> None:
+    """The root names wasi:io, which also arrives inside wasi:http: wkg locks it, we would not
+    need to; a lock that has it keeps it (and its digest is used), so wkg's lock is stable."""
+    env = wkg_env(well_known, tmp_path / "home")
+    wit = (
+        f"package acme:x@1.0.0;\nworld w {{\n  import wasi:http/types@{WASI_VERSION};\n"
+        f"  import wasi:io/poll@{WASI_VERSION};\n}}\n"
+    )
+    wit_dir = make_project(tmp_path / "p", wit)
+    ours = fetch(wit_dir, env)
+    assert [e.name for e in ours.locked] == ["wasi:http"]
+    lock_path = tmp_path / "p" / "wkg.lock"
+    with_io = lock_path.read_text() + (
+        f'\n[[packages]]\nname = "wasi:io"\nregistry = "{well_known.name}"\n\n'
+        f'[[packages.versions]]\nrequirement = "={WASI_VERSION}"\nversion = "{WASI_VERSION}"\n'
+        f'digest = "{wit_registry["io"]}"\n'
+    )
+    lock_path.write_text(with_io)
+    kept = fetch(wit_dir, env, Mode.LOCKED)
+    assert [e.name for e in kept.locked] == ["wasi:http", "wasi:io"]
+    fetch(wit_dir, env)
+    assert lock_path.read_text() == with_io

@@ -218,14 +218,19 @@ def fetch_dependencies(
             link = root_dir / DEPS_DIR / f"{name.dir_name}.wasm"
             shutil.copyfile(blob, link)
 
-        for _ in range(MAX_ROUNDS):
-            missing = wasm_tools.missing_package(root_dir)
-            if missing is None:
-                break
-            add(missing.package)
-        else:
+        printed_root = Path(scratch) / "printed"
+
+        def resolve_all() -> dict[PackageName, Path]:
+            """Add what wasm-tools names missing until the WIT resolves; the printed packages."""
+            for _ in range(MAX_ROUNDS):
+                shutil.rmtree(printed_root, ignore_errors=True)
+                outcome = wasm_tools.print_packages(root_dir, printed_root)
+                if not isinstance(outcome, wasm_tools.Missing):
+                    return outcome
+                add(outcome.package)
             raise WitError(f"{wit_dir}: more than {MAX_ROUNDS} foreign packages")
-        printed = wasm_tools.print_packages(root_dir, Path(scratch) / "printed")
+
+        printed = resolve_all()
         if mode is not Mode.UPDATE:
             # Lock entries for packages the resolution holds only inside others (wkg locks every
             # package the root names): keep them, so a lock written by wkg stays as it is.
@@ -233,18 +238,15 @@ def fetch_dependencies(
             extra = [
                 e
                 for key, e in resolver.lock.items()
-                if key not in resolved and f"{e.name}@{e.version}" in names
+                if key not in resolved
+                and f"{e.name}@{e.version}" in names
+                and e.requirement in (f"={e.version}", "*")
             ]
             for entry in extra:
-                add(
-                    PackageName.parse(
-                        entry.name + (f"@{entry.version}" if "=" in entry.requirement else "")
-                    )
-                )
+                exact = entry.requirement != "*"
+                add(PackageName.parse(entry.name + (f"@{entry.version}" if exact else "")))
             if extra:
-                shutil.rmtree(Path(scratch) / "printed")
-                printed = wasm_tools.print_packages(root_dir, Path(scratch) / "printed")
-        printed_root = Path(scratch) / "printed"
+                printed = resolve_all()
         roots = [p for p, f in printed.items() if f.parent == printed_root]
         if len(roots) != 1:
             raise WitError(f"{wit_dir}: expected one root package, wasm-tools printed {len(roots)}")

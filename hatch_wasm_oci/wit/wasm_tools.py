@@ -76,33 +76,42 @@ class Missing:
     partial: bool  # known, but without the interface or world asked for
 
 
+def _missing(stderr: str) -> Missing | None:
+    for pattern, partial in ((_NOT_FOUND, False), (_ITEM_NOT_FOUND, True)):
+        match = pattern.search(stderr)
+        if match:
+            return Missing(PackageName.parse(match.group(1)), partial)
+    return None
+
+
 def missing_package(wit_dir: Path) -> Missing | None:
     """The first foreign package ``wit_dir`` lacks (None when it resolves); WitError for any
     other problem in the WIT."""
     result = run("component", "wit", wit_dir, "--no-docs", "-o", os.devnull)
     if result.returncode == 0:
         return None
-    for pattern, partial in ((_NOT_FOUND, False), (_ITEM_NOT_FOUND, True)):
-        match = pattern.search(result.stderr)
-        if match:
-            return Missing(PackageName.parse(match.group(1)), partial)
-    raise WitError(f"invalid WIT: {first_error(result.stderr)}")
+    missing = _missing(result.stderr)
+    if missing is None:
+        raise WitError(f"invalid WIT: {first_error(result.stderr)}")
+    return missing
 
 
-def print_packages(wit_dir: Path, out_dir: Path) -> dict[PackageName, Path]:
-    """Print every package of ``wit_dir``'s resolution as WIT text under ``out_dir``;
-    returns each package's file, the root package included."""
+def print_packages(wit_dir: Path, out_dir: Path) -> dict[PackageName, Path] | Missing:
+    """Print every package of ``wit_dir``'s resolution as WIT text under ``out_dir`` and return
+    each package's file (the root's included), or the first foreign package it lacks."""
     result = run("component", "wit", wit_dir, "--out-dir", out_dir)
     if result.returncode != 0:
-        raise WitError(f"invalid WIT: {first_error(result.stderr)}")
+        missing = _missing(result.stderr)
+        if missing is None:
+            raise WitError(f"invalid WIT: {first_error(result.stderr)}")
+        return missing
     files = [Path(p.strip()) for p in _WRITING.findall(result.stdout)]
     if len(set(files)) != len(files):
         raise WitError(
             "two packages of one name (different versions or namespaces) are not supported"
         )
     packages: dict[PackageName, Path] = {}
-    for file in files:
-        path = file if file.is_absolute() else Path(file)
+    for path in files:
         match = _PACKAGE_LINE.search(path.read_text(encoding="utf-8"))
         if match is None:
             raise WitError(f"wasm-tools printed {path.name} without a package line")
