@@ -454,3 +454,28 @@ def test_version_order_is_pep_440() -> None:
     assert newer("1.0", "1.0rc1") and newer("1.0.post1", "1.0") and newer("1.0", "1.0.dev4")
     assert not newer("1.0.0", "1.0") and not newer("1.0", "1.0.0")
     assert not newer("not-a-version", "1.0") and not newer(None, "1.0")
+
+
+def test_publish_tag_templates_use_the_layout_version_and_hatch_context(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "proj", tiny_component)
+    repo = f"{registry_anon.address}/{unique_repo('templates')}"
+    env = clean_env(tmp_path / "home", GIT_SHA="abc1234")
+    result = _hatch_publish(
+        project,
+        f"repository={repo}",
+        "plain-http=true",
+        "tags={version},sha-{env:GIT_SHA}",
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(skopeo_tags(registry_anon, repo.split("/", 1)[1])) == ["1.2.0", "sha-abc1234"]
+    bad = _hatch_publish(
+        project, f"repository={repo}", "plain-http=true", "tags={env:NOPE}", env=env
+    )
+    assert bad.returncode != 0
+    assert (
+        "-o tags[0]: cannot format '{env:NOPE}': Nonexistent environment variable must set a "
+        "default: NOPE"
+    ) in bad.stdout + bad.stderr

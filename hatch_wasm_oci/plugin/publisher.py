@@ -16,7 +16,7 @@ from hatch.publish.plugin.interface import PublisherInterface
 
 from hatch_wasm_oci.build.publish_plan import PublishRefused
 from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
-from hatch_wasm_oci.plugin.builder import project_settings
+from hatch_wasm_oci.plugin.builder import project_settings, tag_formatter
 
 SUMMARY_NAME = "wasm-oci-publish.json"
 #: ``hatch publish`` flags the publisher reads, by click parameter name, and our option name.
@@ -142,6 +142,7 @@ class WasmOciPublisher(PublisherInterface):
             layout_version,
             select_layouts,
         )
+        from hatch_wasm_oci.build.settings import expand_tags
         from hatch_wasm_oci.files.atomic import write_json
         from hatch_wasm_oci.oci.layout_reader import OciLayout
         from hatch_wasm_oci.registry.credentials import Credentials
@@ -181,7 +182,15 @@ class WasmOciPublisher(PublisherInterface):
             credentials=credentials,
         )
         repository = settings.repository
-        refs = [f"{repository}:{t}" for t in settings.tags] if settings.tags else [repository]
+        formatter = tag_formatter(metadata)
+
+        def references(version: str | None) -> list[str]:
+            """``repository:tag`` per tag option, templates formatted for the layout's version
+            (by the build's rule and Hatch's context); the layout's own tags without one."""
+            if not settings.tags:
+                return [repository]
+            tags = expand_tags(settings.tags, version or "", settings.tags_from, formatter)
+            return [f"{repository}:{tag}" for tag in tags]
 
         found = [OciLayout.open(p) for p in self._layouts(artifacts)]
         versions = {layout.path: layout_version(layout) for layout in found}
@@ -196,7 +205,10 @@ class WasmOciPublisher(PublisherInterface):
             found = [layout for layout in found if layout.path in chosen]
         wit_pushes, found = self._wit_packages(found, push_options)
         plans = [
-            PlannedPush(layout, plan_push(layout, refs), versions[layout.path]) for layout in found
+            PlannedPush(
+                layout, plan_push(layout, references(versions[layout.path])), versions[layout.path]
+            )
+            for layout in found
         ]
         refused = conflicts(plans)
         if refused:
