@@ -479,3 +479,24 @@ def test_publish_tag_templates_use_the_layout_version_and_hatch_context(
         "-o tags[0]: cannot format '{env:NOPE}': Nonexistent environment variable must set a "
         "default: NOPE"
     ) in bad.stdout + bad.stderr
+
+
+def test_publisher_reads_the_build_hook_table(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    """No target table: the hook table's repository is used, checked by the same parser."""
+    repo = f"{registry_anon.address}/{unique_repo('hook')}"
+    project = _project(
+        tmp_path / "proj",
+        tiny_component,
+        extra_toml=f'\n[tool.hatch.build.hooks.wasm-oci]\npath = "c.wasm"\nrepository = "{repo}"\n',
+    )
+    env = clean_env(tmp_path / "home")
+    ok = _hatch_publish(project, "plain-http=true", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert sorted(skopeo_tags(registry_anon, repo.split("/", 1)[1])) == ["1.2.0", "latest"]
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace(repo, repo.upper()))
+    bad = _hatch_publish(project, "plain-http=true", env=env)
+    assert bad.returncode != 0
+    assert "tool.hatch.build.hooks.wasm-oci.repository: invalid reference" in bad.stderr
