@@ -66,7 +66,7 @@ def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
     linker = wasmtime.Linker(engine())
     linker.define_wasi()
     store = wasmtime.Store(engine())
-    stderr = StderrTail()
+    stderr = StderrTail(capture=False)
     store.set_wasi(wasi.config(stderr))
     try:
         instance = linker.instantiate(store, module)

@@ -7,9 +7,12 @@ stdout and stderr pass through), and returns a :class:`LoadedComponent`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
+import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +53,9 @@ class WasiOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     dirs: Sequence[tuple[str, str]] = ()  # (host path, guest path)
     stdin: bool = False
+    #: Keep the guest's stderr to explain traps (passed through after each call); a command
+    #: inherits it instead, so its output streams live.
+    capture_stderr: bool = True
 
     def config(self, stderr: StderrTail) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -62,28 +68,54 @@ class WasiOptions:
         if self.stdin:
             wasi.inherit_stdin()
         wasi.inherit_stdout()
-        wasi.stderr_custom = stderr.write
+        stderr.configure(wasi)
         return wasi
 
 
 class StderrTail:
-    """Forwards the guest's stderr to ours and keeps its last few KiB for error messages."""
+    """The guest's stderr: passed through to ours, its last few KiB kept for error messages.
 
-    def __init__(self) -> None:
-        self.tail = b""
+    With ``capture`` the guest writes to a temporary file that wasmtime fills itself (a Python
+    callback would run on wasmtime's I/O threads, which can outlive the interpreter); each
+    :meth:`take` forwards what is new to our stderr. Without it, stderr is simply inherited.
+    """
 
-    def write(self, data: bytes) -> None:
-        try:
-            sys.stderr.buffer.write(data)
-            sys.stderr.buffer.flush()
-        except (AttributeError, ValueError, OSError):
-            pass
-        self.tail = (self.tail + data)[-STDERR_TAIL:]
+    def __init__(self, capture: bool = True) -> None:
+        self.path: str | None = None
+        self._offset = 0
+        if capture:
+            fd, self.path = tempfile.mkstemp(prefix="hatch-wasm-oci-stderr-")
+            os.close(fd)
+            weakref.finalize(self, _unlink, self.path)
+
+    def configure(self, wasi: wasmtime.WasiConfig) -> None:
+        if self.path is None:
+            wasi.inherit_stderr()
+        else:
+            wasi.stderr_file = self.path
 
     def take(self) -> str:
-        text = self.tail.decode(errors="replace")
-        self.tail = b""
-        return text
+        """What the guest wrote since the last call (also copied to our stderr)."""
+        if self.path is None:
+            return ""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except OSError:
+            return ""
+        self._offset += len(data)
+        if data:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stderr.flush()
+                sys.stderr.buffer.write(data)
+                sys.stderr.buffer.flush()
+        return data[-STDERR_TAIL:].decode(errors="replace")
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def guest_failure(stderr: str) -> tuple[str | None, str | None]:
@@ -259,7 +291,7 @@ class LoadedComponent:
         self.functions: dict[str, ExportedFunction] = {
             e.full_name: ExportedFunction(self, e) for e in _exports(self._component)
         }
-        self._stderr = StderrTail()
+        self._stderr = StderrTail(capture=self._wasi.capture_stderr)
         self._store: wasmtime.Store | None = None
         self._instance: wc.Instance | None = None
         self._instantiate()
@@ -288,6 +320,7 @@ class LoadedComponent:
             func.post_return(store)
         except wasmtime.ExitTrap as exc:
             self._instance = self._store = None
+            self._stderr.take()
             raise GuestExit(export.full_name, exc.code) from None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             self._instance = self._store = None  # a trapped instance cannot be entered again
