@@ -145,8 +145,12 @@ def tree(root: Path) -> dict[str, bytes | None]:
 
 
 def _content(path: Path) -> bytes:
+    import stat
+
     if path.is_symlink():
         return b"-> " + os.readlink(path).encode()
+    if not stat.S_ISREG(path.lstat().st_mode):
+        return b"(special file)"  # a FIFO: reading it would block
     return path.read_bytes()
 
 

@@ -225,13 +225,17 @@ def _digests(layout: Path) -> dict[str, str]:
 
 
 def _every_reader(layout: Path, tmp_path: Path, *needles: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     env = clean_env(tmp_path / "home")
-    for args in (
+    commands = [
         ("verify", layout),
         ("inspect", layout),
         ("push", layout, "127.0.0.1:9/acme/app", "--dry-run"),
-    ):
-        result = run_bounded(*args, env=env, timeout=20)
+    ]
+    with ThreadPoolExecutor(len(commands)) as pool:
+        results = list(pool.map(lambda args: run_bounded(*args, env=env, timeout=20), commands))
+    for result in results:
         result.check_clean_failure(*needles)
         assert result.seconds < 15
 
@@ -486,3 +490,84 @@ def test_pack_tar_onto_a_full_disk_leaves_neither_layout_nor_tar(
         )
         added.check_clean_failure("No space left on device" if kind == "tmpfs" else "too large")
         assert tree(disk) == before
+
+
+@pytest.mark.parametrize(
+    "make",
+    [fifo, lambda p: p.symlink_to("/etc/passwd"), dev_zero],
+    ids=["fifo", "symlink-to-passwd", "dev-zero"],
+)
+def test_pack_tar_of_a_layout_holding_a_non_regular_file(
+    tiny_component: Path, core_module: Path, tmp_path: Path, make: object
+) -> None:
+    layout = pack(tiny_component, tmp_path / "out", tags=["old"]).layout
+    make(layout / "planted")  # type: ignore[operator]
+    before = tree(tmp_path)
+    result = run_bounded(
+        "pack",
+        core_module,
+        "-o",
+        layout,
+        "-t",
+        "new",
+        "--tar",
+        env=clean_env(tmp_path / "home"),
+        timeout=20,
+    )
+    result.check_clean_failure("planted: not a directory or regular file")
+    assert {k: v for k, v in tree(tmp_path).items() if not k.startswith("home")} == {
+        k: v for k, v in before.items() if not k.startswith("home")
+    }
+
+
+def test_pack_into_a_read_only_directory(tiny_component: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "readonly"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        result = run_bounded(
+            "pack",
+            tiny_component,
+            "-o",
+            parent / "out",
+            "--tar",
+            env=clean_env(tmp_path / "home"),
+            obey_permissions=True,
+        )
+        result.check_clean_failure("Permission denied")
+        assert tree(parent) == {}
+    finally:
+        parent.chmod(0o755)
+
+
+def test_sigkilled_pull_is_cleaned_up_by_the_next_one(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    big = padded_component(tiny_component, tmp_path / "big.wasm", 256 << 20)
+    layout = pack(big, tmp_path / "layout", tags=["big"]).layout
+    repo = unique_repo("killed")
+    env = clean_env(tmp_path / "home")
+    assert plain_push(layout, f"{registry_anon.address}/{repo}", env).returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    ref = f"{registry_anon.address}/{repo}:big"
+
+    def kill_mid_blob(proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.stat().st_size > (1 << 20) for p in out.rglob(".incoming.*")):
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None, "pull finished before it could be killed"
+        proc.kill()
+
+    killed = run_bounded("pull", ref, "-o", out, "--plain-http", env=env, on_start=kill_mid_blob)
+    assert killed.returncode == -9
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["keep.txt"]
+    assert [p for p in out.iterdir() if p.name.startswith(".")]  # what the killed pull left
+
+    again = run_bounded("pull", ref, "-o", out, "--plain-http", env=env)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["big.wasm", "keep.txt", "layout"]
+    assert not [p for p in out.rglob(".*")]

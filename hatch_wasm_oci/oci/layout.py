@@ -367,6 +367,31 @@ def pack(
     return PackResult(out, manifest, config, layer, tuple(tag_list), tar_path, tuple(warnings))
 
 
+def _layout_entries(layout_dir: Path) -> list[tuple[Path, bool]]:
+    """``(path, is_directory)`` for what a layout holds, sorted, hidden entries left out.
+
+    Symlinks are not followed: a layout holds directories and regular files only, and a
+    FIFO, device or symlink in one is a LayoutError (it would hang the tar, or copy what it
+    points at into the archive).
+    """
+    import stat
+
+    found: list[tuple[Path, bool]] = []
+    for dirpath, dirnames, filenames in os.walk(layout_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in [*dirnames, *filenames]:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath, name)
+            mode = path.lstat().st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise LayoutError(
+                    f"{path}: not a directory or regular file; refusing to archive it"
+                )
+            found.append((path, stat.S_ISDIR(mode)))
+    return sorted(found)
+
+
 def write_tar(layout_dir: Path, created: str | None = None) -> Path:
     """Write ``<layout_dir>.tar``: the layout's files in sorted order with fixed owners and times.
 
@@ -384,18 +409,22 @@ def write_tar(layout_dir: Path, created: str | None = None) -> Path:
         replacing(target) as raw,
         tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive,
     ):
-        for path in sorted(p for p in layout_dir.rglob("*") if not p.name.startswith(".")):
+        for path, is_dir in _layout_entries(layout_dir):
             info = tarfile.TarInfo(path.relative_to(layout_dir).as_posix())
             info.mtime = mtime
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            if path.is_dir():
+            if is_dir:
                 info.type = tarfile.DIRTYPE
                 info.mode = 0o755
                 archive.addfile(info)
-            else:
+                continue
+            try:
+                fh = open_regular(path)
+            except FileInputError as exc:
+                raise LayoutError(str(exc)) from None
+            with fh:
                 info.mode = 0o644
-                info.size = path.stat().st_size
-                with path.open("rb") as fh:
-                    archive.addfile(info, fh)
+                info.size = os.fstat(fh.fileno()).st_size
+                archive.addfile(info, fh)
     return target

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hatch_wasm_oci.errors import ArtifactError, LayoutError, RegistryError
-from hatch_wasm_oci.files.atomic import place, staged_copy
+from hatch_wasm_oci.files.atomic import place, remove_stale, staged_copy
 from hatch_wasm_oci.oci import media_types as mt
 from hatch_wasm_oci.oci.annotations import TITLE, annotation_problems
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
@@ -283,6 +283,8 @@ def _write(
     layer = manifest.layer
     layout_path = out_dir / LAYOUT_DIR_NAME
     with LayoutWriter(layout_path) as writer:
+        # Under the layout's lock every staged .wasm in out_dir is a dead pull's.
+        remove_stale(out_dir, wasm_path.name, older_than=None)
         if manifest.config.size > mt.MAX_DOCUMENT_SIZE:
             raise RegistryError(f"{action}: the config is larger than {mt.MAX_DOCUMENT_SIZE} bytes")
         for blob in (manifest.config, layer):
