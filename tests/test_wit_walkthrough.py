@@ -85,3 +85,33 @@ def test_first_component_walkthrough(
     )
     assert published.returncode == 0, published.output
     assert f"{registry_anon.address}/acme/greeter:0.1.0@sha256:" in published.output
+
+
+@pytest.mark.usefixtures("wit_registry")
+def test_build_hook_fetches_wit_dependencies(
+    tmp_path: Path, hatch_env: dict[str, str], well_known: WellKnown
+) -> None:
+    """The build hook (``hatch build -t wheel``) runs the same step before compiling: the same
+    greeter project (so the session's compile cache serves both tests) built as a wheel."""
+    project = write_project(
+        tmp_path / "greeter-host",
+        name="greeter",
+        version="0.1.0",
+        hook=(
+            'componentize-py = { wit-path = "wit", world = "greeter", app = "app", '
+            'python-path = ["src"] }'
+        ),
+        files={"wit/world.wit": GREETER_WIT, "src/app.py": GREETER_APP},
+        project_extra='[tool.hatch.build.targets.wheel]\nonly-include = ["src"]\n',
+    )
+    wkg = wkg_env(well_known, tmp_path / "home")
+    env = {
+        **hatch_env,
+        "WKG_CONFIG_FILE": wkg["WKG_CONFIG_FILE"],
+        "SSL_CERT_FILE": wkg["SSL_CERT_FILE"],
+    }
+    run = run_hatch(project, "build", "-t", "wheel", env=env)
+    assert "Resolving WIT dependencies of wit (writing wkg.lock)" in run.output
+    assert (project / "wit" / "deps" / f"wasi-cli-{WASI_VERSION}" / "package.wit").is_file()
+    assert "wasi:cli" in (project / "wkg.lock").read_text()
+    assert [p.name for p in layout_dirs(project)] == ["greeter-0.1.0"]
