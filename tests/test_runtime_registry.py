@@ -4,11 +4,14 @@ registry on 127.0.0.1, run by tag and by digest through the local content store.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from hatch_wasm_oci.oci.media_types import MANIFEST
 from tests.hatch_fixtures import manifest_of
 from tests.registry_fixtures import RegistryServer, clean_env, plain_push, run_cli, unique_repo
 from tests.test_example_project import LAYOUT
@@ -73,3 +76,46 @@ def test_run_a_registry_reference_by_tag_then_by_digest_offline(
     done = run_cli("run", f"{repo}@{digest}", "--plain-http", "--invoke", summarize, env=env)
     assert (done.returncode, done.stdout) == (0, SUMMARY + "\n"), done.stderr
     assert os.path.getsize(stored_layer) > 0 and stored_layer.read_bytes()[:4] == b"\0asm"
+
+
+def _container_image_layout(directory: Path) -> None:
+    """A one-layer OCI image layout whose config is an ordinary container image config."""
+    directory.mkdir()
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def blob(data: bytes, media_type: str) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    config = blob(
+        b'{"architecture":"amd64","os":"linux"}', "application/vnd.oci.image.config.v1+json"
+    )
+    layer = blob(b"not a tarball", "application/vnd.oci.image.layer.v1.tar")
+    manifest = json.dumps(
+        {"schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": [layer]}
+    ).encode()
+    entry = blob(manifest, MANIFEST)
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "1.0"}
+    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+
+
+def test_a_container_image_is_not_run(registry_anon: RegistryServer, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "home")
+    image = tmp_path / "image"
+    _container_image_layout(image)
+    done = run_cli("run", image, env=env)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"hatch-wasm-oci: {image}: not a Wasm OCI artifact: config")
+    ref = f"{registry_anon.address}/{unique_repo('image')}:1.0"
+    subprocess.run(
+        ["skopeo", "copy", f"oci:{image}:1.0", f"docker://{ref}", "--dest-tls-verify=false"],
+        check=True,
+        capture_output=True,
+    )
+    done = run_cli("run", ref, "--plain-http", env=env)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "config mediaType 'application/vnd.oci.image.config.v1+json'" in done.stderr
