@@ -63,18 +63,6 @@ class Requirement:
     exact: Version | None
 
     @classmethod
-    def parse(cls, text: str) -> Requirement:
-        """Parse ``=X.Y.Z`` or ``*``; WitError for anything else."""
-        text = text.strip()
-        if text == "*":
-            return cls(None)
-        if text.startswith("="):
-            version = Version.parse(text[1:].strip())
-            if version is not None:
-                return cls(version)
-        raise WitError(f"unsupported version requirement {text!r} (only =X.Y.Z and * are used)")
-
-    @classmethod
     def for_wit(cls, version: str | None) -> Requirement:
         """The requirement of a WIT reference ``ns:name@version`` (or without a version)."""
         if version is None:

@@ -73,14 +73,15 @@ class Missing:
     """A foreign package a WIT directory needs and does not have."""
 
     package: PackageName
-    partial: bool  # known, but without the interface or world asked for
 
 
 def _missing(stderr: str) -> Missing | None:
-    for pattern, partial in ((_NOT_FOUND, False), (_ITEM_NOT_FOUND, True)):
+    """The package wasm-tools says is absent, or known without the interface or world asked
+    for (it arrived nested in another package)."""
+    for pattern in (_NOT_FOUND, _ITEM_NOT_FOUND):
         match = pattern.search(stderr)
         if match:
-            return Missing(PackageName.parse(match.group(1)), partial)
+            return Missing(PackageName.parse(match.group(1)))
     return None
 
 
