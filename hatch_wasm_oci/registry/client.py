@@ -172,7 +172,10 @@ class RegistryClient:
         """The absolute URL of a ``/v2/...`` API path (checked) or of a Location (resolved
         against the registry, dot segments refused)."""
         if path_or_url.startswith("/v2/"):
-            return self.base + check_api_path(path_or_url)
+            path, mark, query = path_or_url.partition("?")
+            if any(ord(c) < 0x21 or ord(c) > 0x7E or c == "#" for c in query):
+                raise RegistryError("refused a registry API query holding characters no URL can")
+            return self.base + check_api_path(path) + mark + query
         return resolve_location(self.base + "/v2/", path_or_url)
 
     def location(self, response: Response) -> str | None:
