@@ -183,7 +183,7 @@ class RegistryClient:
         value = response.headers.get("Location")
         if not value:
             return None
-        return resolve_location(getattr(response, "url", self.base + "/v2/"), value)
+        return resolve_location(response.url or self.base + "/v2/", value)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class RegistryClient:
                     hint = self._connection_hint(exc.description)
                     raise RegistryError(f"{err}{hint}") from None
                 continue
-            response.url = url  # type: ignore[attr-defined]
+            response.url, response.action = url, action
             location = response.headers.get("Location")
             if (
                 response.status_code in REDIRECT_STATUS
@@ -331,7 +331,7 @@ class RegistryClient:
                 retry=retry,
                 size=size,
             )
-            answered = getattr(response, "url", url)
+            answered = response.url or url
             if response.status_code != 401 or rounds >= 2 or origin(answered) != self.origin:
                 break
             rounds += 1

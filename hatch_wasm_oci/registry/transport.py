@@ -38,13 +38,15 @@ BLOCK = 1 << 20
 DRAIN_LIMIT = 64 << 10
 
 
-class TransportError(Exception):
+class TransportError(RegistryError):
     """A request that failed on the way (refused, reset, timed out, TLS): ``description`` is a
-    short phrase without host or secret; ``tls`` holds the ``ssl.SSLError`` of a handshake or
-    certificate failure."""
+    short phrase without host or secret (the message may add what was being done); ``tls``
+    holds the ``ssl.SSLError`` of a handshake or certificate failure."""
 
-    def __init__(self, description: str, tls: ssl.SSLError | None = None) -> None:
-        super().__init__(description)
+    def __init__(
+        self, description: str, tls: ssl.SSLError | None = None, action: str | None = None
+    ) -> None:
+        super().__init__(f"{action} failed: {description}" if action else description)
         self.description = description
         self.tls = tls
 
@@ -221,6 +223,9 @@ class Response:
         self._deadline: Deadline | None = deadline
         self._done = False
         self._head: bytes | None = None
+        self.url = ""
+        self.action: str | None = None
+        """What the request was for; named in errors raised while reading the body."""
 
     @property
     def content(self) -> bytes:
@@ -244,9 +249,9 @@ class Response:
                 try:
                     block = self._raw.read1(size) if size else self._raw.read()
                 except (Urllib3Error, OSError) as exc:
-                    raise self._failure(exc, deadline) from None
+                    raise self._failure(exc, deadline, self.action) from None
                 if deadline.expired:
-                    raise self._failure(None, deadline)
+                    raise self._failure(None, deadline, self.action)
                 if not block:
                     break
                 yield block
@@ -288,10 +293,14 @@ class Response:
         return self._head
 
     @staticmethod
-    def _failure(exc: BaseException | None, deadline: Deadline) -> TransportError:
+    def _failure(
+        exc: BaseException | None, deadline: Deadline, action: str | None
+    ) -> TransportError:
         if deadline.expired:
-            return TransportError(f"timed out (no answer within {deadline.seconds:.0f} s)")
-        return describe(exc) if exc is not None else TransportError("connection error")
+            description = f"timed out (no answer within {deadline.seconds:.0f} s)"
+        else:
+            description = describe(exc).description if exc is not None else "connection error"
+        return TransportError(description, action=action)
 
     def close(self) -> None:
         """Give the connection back for reuse if the body was read whole (or is small), else
@@ -304,7 +313,10 @@ class Response:
             if not self._done:
                 remaining = raw.length_remaining
                 if remaining is not None and remaining <= DRAIN_LIMIT and not deadline.expired:
-                    raw.drain_conn()  # a 401 challenge, an empty 201: keep the connection
+                    # A 401 challenge, an empty 201, a short error: keep the connection, and
+                    # the bytes for an error message.
+                    self._head = raw.read()
+                    self._done = True
                 else:
                     raw.close()
             raw.release_conn()
