@@ -1,6 +1,8 @@
-"""Benchmark: ``hatch-wasm-oci push`` vs ``skopeo copy`` of the same ~256 MiB Wasm OCI layout.
+"""Benchmark: ``hatch-wasm-oci push`` vs ``skopeo copy`` of the same ~256 MiB Wasm OCI layout,
+over plain HTTP and over TLS.
 
-Starts a local distribution registry on 127.0.0.1 (the test fixture's), builds a real component
+Starts local distribution registries on 127.0.0.1 (the test fixture's; the TLS one with a test
+CA that both tools are told to trust), builds a real component
 (wasm-tools) grown with a random custom section, packs it with ``layout.pack``, then pushes it
 alternately with both tools into fresh repositories of the same registry and prints wall time,
 child peak RSS and CPU (``/usr/bin/time``), the fixed cost of a tiny push (the unpadded component)
@@ -31,7 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from hatch_wasm_oci.oci.layout import pack  # noqa: E402
 from tests.fault_proxy import FaultProxy  # noqa: E402
-from tests.registry_fixtures import clean_env, padded_component, start_registry  # noqa: E402
+from tests.registry_fixtures import (  # noqa: E402
+    clean_env,
+    make_ca_and_server_cert,
+    padded_component,
+    start_registry,
+)
 
 WIT = "package bench:tiny;\nworld tiny { export answer: func() -> u32; }\n"
 WAT = '(module (func (export "answer") (result i32) i32.const 42))\n'
@@ -86,6 +93,18 @@ def measured(args: list[str], env: dict[str, str], tmp: Path) -> tuple[float, in
     return wall, int(rss), float(user) + float(system)
 
 
+def transport_args(tool: str, ca: Path | None) -> list[str]:
+    """How each tool is told about the registry's transport (plain HTTP, or TLS with ``ca``)."""
+    if ca is None:
+        return ["--plain-http"] if tool == "ours" else ["--dest-tls-verify=false"]
+    if tool == "ours":
+        return ["--ca-file", str(ca)]
+    certs = ca.parent / "skopeo-certs"
+    certs.mkdir(exist_ok=True)
+    (certs / "ca.crt").write_bytes(ca.read_bytes())
+    return [f"--dest-cert-dir={certs}"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=256)
@@ -111,6 +130,25 @@ def main() -> int:
         cpu: dict[str, list[float]] = {"ours": [], "skopeo": []}
         theirs: list[tuple[float, int]] = []
         tiny: dict[str, list[float]] = {"ours": [], "skopeo": []}
+        tls_ours: list[float] = []
+        tls_theirs: list[float] = []
+        ca, cert, key = make_ca_and_server_cert(tmp / "pki")
+        for round_no in range(args.rounds):
+            # TLS: a fresh TLS registry per round, both tools in turn, wall time only.
+            server = start_registry(tmp / f"registry-tls-{round_no}", tls=(cert, key))
+            try:
+                for tool in ("ours", "skopeo") if round_no % 2 == 0 else ("skopeo", "ours"):
+                    repo = f"{server.address}/bench/{tool}-{uuid.uuid4().hex[:8]}"
+                    if tool == "ours":
+                        run_env = dict(env, XDG_CACHE_HOME=str(tmp / f"cache-tls-{round_no}"))
+                        cmd = [*ours_cmd, f"{repo}:bench", *transport_args("ours", ca)]
+                        tls_ours.append(measured(cmd, run_env, tmp)[0])
+                    else:
+                        cmd = ["skopeo", "copy", "--quiet", f"oci:{layout}:bench"]
+                        cmd += [f"docker://{repo}:bench", *transport_args("skopeo", ca)]
+                        tls_theirs.append(measured(cmd, env, tmp)[0])
+            finally:
+                server.stop()
         for round_no in range(args.rounds):
             # A fresh registry per round: skopeo's blob-info cache (for root it lives in
             # /var/lib/containers/cache) remembers host:port/repo locations and would mount
@@ -180,7 +218,11 @@ def main() -> int:
 
     ours_wall = statistics.median(w for w, _ in ours)
     skopeo_wall = statistics.median(w for w, _ in theirs)
+    tls_ratio = statistics.median(tls_ours) / statistics.median(tls_theirs)
     result = {
+        "tls_ours_wall_s": [round(w, 3) for w in tls_ours],
+        "tls_skopeo_wall_s": [round(w, 3) for w in tls_theirs],
+        "tls_wall_ratio_ours_over_skopeo": round(tls_ratio, 3),
         "component_bytes": size,
         "bytecode_compiled": not args.no_bytecode,
         "rounds": args.rounds,
@@ -226,6 +268,10 @@ def main() -> int:
     print(
         f"wall-time ratio (ours / skopeo): {result['wall_ratio_ours_over_skopeo']:.2f}x "
         "(target <= 1.0x)"
+    )
+    print(
+        f"TLS: ours {result['tls_ours_wall_s']} s, skopeo {result['tls_skopeo_wall_s']} s, "
+        f"wall-time ratio {tls_ratio:.2f}x (target <= 1.0x)"
     )
     print(
         f"tiny push (fixed cost) median: ours {result['tiny_push_median_s']['ours']} s, "

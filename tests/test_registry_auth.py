@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from tests.registry_fixtures import (
     pack_layout,
     padded_component,
     plain_push,
+    run_cli,
     skopeo_raw,
     token_server,
     unique_repo,
@@ -185,14 +187,48 @@ def test_registry_token_from_environment(
     assert token not in denied.stdout + denied.stderr
 
 
-def test_progress_only_on_a_terminal(
+def test_progress_on_a_terminal_in_ci_logs_and_as_json(
     registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
 ) -> None:
-    wasm = padded_component(tiny_component, tmp_path / "p.wasm", 20 << 20)
+    """A 24 MiB push: a live line on a terminal; plain progress lines and per-blob outcomes in a
+    CI log (no terminal); nothing with --quiet; --format json on stdout matches the registry;
+    pull shows progress too."""
+    wasm = padded_component(tiny_component, tmp_path / "p.wasm", 24 << 20)
     layout = pack_layout(wasm, tmp_path / "layout", tags=("p",)).layout
-    env = clean_env(tmp_path / "home")
-    quiet = plain_push(layout, f"{registry_anon.address}/{unique_repo()}", env)
+    layer = OciLayout.open(layout).layer("p")
+    repo = unique_repo()
+    ref = f"{registry_anon.address}/{repo}"
+    ci = clean_env(tmp_path / "home", CI="true")
+    logged = plain_push(layout, ref, ci)
+    assert logged.returncode == 0, logged.stderr
+    lines = logged.stderr.splitlines()
+    progress = [line for line in lines if line.startswith(f"uploading {layer.digest[:19]}")]
+    assert len(progress) >= 5 and "(100%)" in progress[-1] and "\r" not in logged.stderr
+    assert f"blob {layer.digest[:19]} 24.0 MiB uploaded" in lines
+
+    again = plain_push(layout, ref, ci, "--format", "json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert f"blob {layer.digest[:19]} 24.0 MiB exists" in again.stderr.splitlines()
+    outcomes = {b["digest"]: b["outcome"] for b in summary["blobs"]}
+    assert outcomes[layer.digest] == "exists"
+    (entry,) = summary["references"]
+    raw = skopeo_raw(registry_anon, f"{repo}:p")
+    assert entry["reference"] == f"{ref}:p"
+    assert entry["digest"] == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert entry["size"] == len(raw)
+
+    quiet = plain_push(layout, f"{registry_anon.address}/{unique_repo()}", ci, "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+    pulled = run_cli(
+        "pull", f"{ref}:p", "-o", tmp_path / "out", "--plain-http", "--format", "json", env=ci
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["digest"] == entry["digest"]
+    assert [line for line in pulled.stderr.splitlines() if line.startswith("downloading ")]
+    assert f"blob {layer.digest[:19]} 24.0 MiB downloaded" in pulled.stderr.splitlines()
+
     main_fd, tty_fd = os.openpty()
     try:
         proc = subprocess.run(
@@ -204,8 +240,6 @@ def test_progress_only_on_a_terminal(
                 str(layout),
                 f"{registry_anon.address}/{unique_repo()}",
                 "--plain-http",
-                "--summary",
-                str(tmp_path / "s.json"),
             ],
             stdout=subprocess.PIPE,
             stderr=tty_fd,
@@ -227,7 +261,7 @@ def test_progress_only_on_a_terminal(
         os.close(main_fd)
     assert proc.returncode == 0
     shown = b"".join(chunks).decode(errors="replace")
-    assert "uploading sha256:" in shown and "MiB/s" in shown
+    assert "\r\x1b[Kuploading sha256:" in shown and "MiB/s" in shown
     assert proc.stdout.decode().startswith(f"{registry_anon.address}/")
 
 

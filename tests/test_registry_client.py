@@ -277,3 +277,49 @@ def test_locations_resolve_without_dot_segments() -> None:
     response.headers["Location"] = "../../victim/blobs/uploads/x"
     with pytest.raises(RegistryError, match="dot segments"):
         client.location(response)
+
+
+def test_registry_error_text_loses_escape_sequences() -> None:
+    from hatch_wasm_oci.registry.errors import http_error
+
+    body = b'{"errors":[{"code":"DENIED","message":"no \\u001b]0;pwned\\u0007\\u001b[2Jway"}]}'
+    error = http_error(
+        403,
+        body,
+        action="pushing",
+        host="h",
+        repository="r",
+        what="blob",
+        credential_source="the test",
+        anonymous=False,
+    )
+    assert "DENIED: no way" in str(error) and "\x1b" not in str(error)
+
+
+def test_proxies_from_the_environment() -> None:
+    """https_proxy with credentials (an https:// proxy is spoken to over TLS by urllib3's
+    ProxyManager), no_proxy bypasses it, lowercase names win."""
+    import base64
+
+    import urllib3
+
+    from hatch_wasm_oci.registry.transport import Transport
+
+    environ = {
+        "https_proxy": "https://pu:p%40ss@proxy.test:3128",
+        "HTTPS_PROXY": "http://ignored.test:1",
+        "no_proxy": "localhost,.internal.test",
+    }
+    transport = Transport(environ=environ)
+    manager = transport._manager("https://registry.test/v2/")
+    assert isinstance(manager, urllib3.ProxyManager)
+    assert manager.proxy is not None
+    assert (manager.proxy.scheme, manager.proxy.host, manager.proxy.port) == (
+        "https",
+        "proxy.test",
+        3128,
+    )
+    expected = "Basic " + base64.b64encode(b"pu:p@ss").decode()
+    assert manager.proxy_headers["proxy-authorization"] == expected
+    for bypassed in ("https://localhost:5000/v2/", "https://r.internal.test/v2/"):
+        assert not isinstance(transport._manager(bypassed), urllib3.ProxyManager)

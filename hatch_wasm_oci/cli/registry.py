@@ -28,6 +28,7 @@ def add_commands(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="print what would be pushed; contact nothing"
     )
     push.add_argument("--summary", metavar="FILE", type=Path, help="write a JSON summary here")
+    _output_options(push)
     push.set_defaults(handler=_cmd_push)
 
     pull = subparsers.add_parser(
@@ -38,6 +39,7 @@ def add_commands(subparsers: Any) -> None:
     pull.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
     pull.add_argument("--force", action="store_true", help="replace an existing DIR/<title>.wasm")
     _transport_options(pull)
+    _output_options(pull)
     pull.set_defaults(handler=_cmd_pull)
 
 
@@ -48,6 +50,30 @@ def _transport_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-file", metavar="PATH", type=Path, help="trust this PEM CA bundle for TLS"
     )
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress or per-blob lines on stderr"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: print the summary as JSON on stdout (for scripts)",
+    )
+
+
+def _reporter(args: argparse.Namespace) -> Any:
+    from hatch_wasm_oci.registry.progress import Reporter
+
+    return Reporter("quiet" if args.quiet else "auto")
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    print(json.dumps(data, indent=2))
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
@@ -65,21 +91,26 @@ def _cmd_push(args: argparse.Namespace) -> int:
     targets = plan_push(layout, args.references)
     if args.dry_run:
         result = dry_run(targets)
-        for line in dry_run_lines(targets):
-            print(line)
+        if args.format == "text":
+            for line in dry_run_lines(targets):
+                print(line)
     else:
         options = PushOptions(
             plain_http=args.plain_http,
             ca_file=args.ca_file,
             chunked_above=chunked_above_from_env(),
+            progress=_reporter(args),
         )
         result = push(layout, targets, options)
-        for ref in result.references:
-            print(ref.line)
+        if args.format == "text":
+            for ref in result.references:
+                print(ref.line)
     if args.summary:
         from hatch_wasm_oci.files.atomic import write_json
 
         write_json(args.summary, result.summary())
+    if args.format == "json":
+        _print_json(result.summary())
     return 0
 
 
@@ -92,10 +123,23 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         force=args.force,
         plain_http=args.plain_http,
         ca_file=args.ca_file,
+        progress=_reporter(args),
     )
     _keep_in_store(result.layout, result.reference, result.digest)
     pinned = result.reference if "@" in result.reference else f"{result.reference}@{result.digest}"
-    print(f"{pinned} -> {result.wasm} (layout {result.layout})")
+    if args.format == "json":
+        _print_json(
+            {
+                "reference": result.reference,
+                "pinned": pinned,
+                "digest": result.digest,
+                "wasm": str(result.wasm),
+                "layout": str(result.layout),
+                "size": result.size,
+            }
+        )
+    else:
+        print(f"{pinned} -> {result.wasm} (layout {result.layout})")
     return 0
 
 

@@ -29,7 +29,7 @@ from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.registry.auth import Authenticator, parse_challenge
 from hatch_wasm_oci.registry.credentials import Credentials
 from hatch_wasm_oci.registry.errors import ERROR_BODY_LIMIT, http_error, printable
-from hatch_wasm_oci.registry.progress import Progress
+from hatch_wasm_oci.registry.progress import Reporter
 from hatch_wasm_oci.registry.retry import (
     RETRY_SECONDS_ENV,
     RETRYABLE_STATUS,
@@ -52,7 +52,6 @@ __all__ = [
     "TRANSPORT_ERRORS",
     "Backoff",
     "BodyFactory",
-    "Progress",
     "RegistryClient",
     "RetryPolicy",
     "TransientError",
@@ -161,6 +160,8 @@ class RegistryClient:
             raise RegistryError(f"CA file {ca_file} does not exist")
         self.transport = Transport(str(ca_file) if ca_file is not None else None, environ)
         self.auth = Authenticator(credentials, plain_http)
+        self.reporter = Reporter()
+        """Where blob transfers report progress (stderr by default)."""
 
     def want(self, repository: str, *actions: str) -> None:
         """Ask for ``actions`` (pull, push) on ``repository`` whenever a token is requested."""

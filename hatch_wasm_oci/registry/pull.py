@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES, ImageIndex, WasmManif
 from hatch_wasm_oci.registry.client import Backoff, RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.errors import registry_codes
+from hatch_wasm_oci.registry.progress import Reporter
 from hatch_wasm_oci.registry.reference import Reference, parse_reference
 from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS
 
@@ -68,7 +69,10 @@ class _StreamReader:
     writing the blob (a full disk, a read-only directory) reach the user as they are.
     """
 
-    def __init__(self, chunks: Iterator[bytes], limit: int) -> None:
+    def __init__(
+        self, chunks: Iterator[bytes], limit: int, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
+        self._on_bytes = on_bytes
         self._chunks = chunks
         self._pending = b""
         self._limit = limit
@@ -86,6 +90,8 @@ class _StreamReader:
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         self.count += n
+        if self._on_bytes is not None:
+            self._on_bytes(n)
         if self.count > self._limit:
             raise RegistryError("the registry sent more bytes than the descriptor's size")
         return n
@@ -180,7 +186,9 @@ def _fetch_blob(
     repo = ref.repository
     action = f"pulling blob {blob.digest[:19]} of {ref}"
     backoff = Backoff(client.retry)
+    meter = client.reporter.meter("downloading", blob.digest, blob.size)
     while True:
+        meter.restart()
         response = client.request(
             "GET",
             f"/v2/{repo}/blobs/{blob.digest}",
@@ -190,7 +198,7 @@ def _fetch_blob(
         )
         if response.status_code != 200:
             raise client.error(response, action=action, repository=repo, what="blob")
-        reader = _StreamReader(response.iter_content(1 << 20), blob.size)
+        reader = _StreamReader(response.iter_content(1 << 20), blob.size, meter.advance)
         try:
             _, size = writer.add_blob_from(reader, expected_digest=blob.digest)  # type: ignore[arg-type]
         except LayoutError:
@@ -203,8 +211,10 @@ def _fetch_blob(
             continue
         finally:
             response.close()
+            meter.finish()
         if size != blob.size:
             raise RegistryError(f"{action} failed: got {size} bytes, descriptor says {blob.size}")
+        client.reporter.outcome(blob.digest, blob.size, "downloaded")
         return
 
 
@@ -216,6 +226,7 @@ def pull(
     plain_http: bool = False,
     ca_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    progress: Reporter | None = None,
 ) -> PullResult:
     """Pull ``reference`` into ``out_dir``: ``<title>.wasm`` and ``layout/`` (an OCI layout).
 
@@ -233,6 +244,8 @@ def pull(
         retry=RetryPolicy.from_env(environ),
         environ=environ,
     )
+    if progress is not None:
+        client.reporter = progress
     client.want(ref.repository, "pull")
     data, digest, manifest = _resolve_manifest(client, ref)
     out_dir = Path(out_dir)

@@ -20,7 +20,7 @@ from hatch_wasm_oci.registry.client import RegistryClient
 from hatch_wasm_oci.registry.credentials import Credentials, resolve_credentials
 from hatch_wasm_oci.registry.errors import CHUNK_ENV, ERROR_BODY_LIMIT, printable, registry_codes
 from hatch_wasm_oci.registry.mounts import BlobLocations
-from hatch_wasm_oci.registry.progress import Progress
+from hatch_wasm_oci.registry.progress import Meter, Reporter
 from hatch_wasm_oci.registry.reference import Reference, parse_reference, validate_reference_tag
 from hatch_wasm_oci.registry.retry import Backoff, RetryPolicy, TransientError
 from hatch_wasm_oci.registry.transport import FileBody
@@ -28,7 +28,6 @@ from hatch_wasm_oci.registry.transport import FileBody
 FALLBACK_TAG_PREFIX = "sha256-"
 DEFAULT_CHUNKED_ABOVE = 1 << 30
 DEFAULT_CHUNK_SIZE = 64 << 20
-PROGRESS_ABOVE = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,9 @@ class PushResult:
     references: list[PushedReference] = field(default_factory=list)
     stats: PushStats = field(default_factory=PushStats)
     dry_run: bool = False
+    blobs: list[dict[str, Any]] = field(default_factory=list)
+    """Per blob and repository: ``digest``, ``size``, ``repository`` and ``outcome``
+    (``uploaded``, ``exists`` or ``mounted``)."""
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary: references, digests and sizes (never credentials)."""
@@ -101,6 +103,7 @@ class PushResult:
                 "blobsMounted": self.stats.blobs_mounted,
                 "manifestsPut": self.stats.manifests_put,
             },
+            "blobs": self.blobs,
         }
 
 
@@ -113,7 +116,8 @@ class PushOptions:
     ca_file: Path | None = None
     chunked_above: int = DEFAULT_CHUNKED_ABOVE
     chunk_size: int = DEFAULT_CHUNK_SIZE
-    progress: bool | None = None
+    progress: Reporter | None = None
+    """Where blob progress and outcomes go (default: stderr, live on a terminal)."""
     environ: Mapping[str, str] | None = None
     locations: BlobLocations | None = None
     #: Credentials the user gave for this push (``hatch publish -u/-a``): used before any other.
@@ -254,6 +258,15 @@ class _Pusher:
         self.stats = PushStats()
         self.clients: dict[str, RegistryClient] = {}
         self.locations = options.locations or BlobLocations()
+        self.reporter = options.progress or Reporter()
+        self.blobs: list[dict[str, Any]] = []
+
+    def outcome(self, repo: str, blob: Descriptor, outcome: str) -> None:
+        """Record and show what became of ``blob`` in ``repo``."""
+        self.blobs.append(
+            {"repository": repo, "digest": blob.digest, "size": blob.size, "outcome": outcome}
+        )
+        self.reporter.outcome(blob.digest, blob.size, outcome)
 
     def client(self, ref: Reference) -> RegistryClient:
         host = ref.api_host
@@ -323,11 +336,13 @@ class _Pusher:
         head.close()
         if head.status_code == 200:
             self.stats.blobs_present += 1
+            self.outcome(repo, blob, "exists")
             return
         if head.status_code != 404:
             raise client.error(head, action=action, repository=repo, what="blob")
         location = self.mount_or_start(client, repo, blob, action)
         if location is None:
+            self.outcome(repo, blob, "mounted")
             return
         backoff = Backoff(client.retry)
         while True:
@@ -339,6 +354,7 @@ class _Pusher:
                 else:
                     self.upload_monolithic(client, repo, blob, location, action)
                 self.stats.blobs_uploaded += 1
+                self.outcome(repo, blob, "uploaded")
                 return
             except TransientError as exc:
                 location = None
@@ -380,7 +396,7 @@ class _Pusher:
             raise client.error(response, action=action, repository=repo, what="blob")
         return location
 
-    def _body(self, blob: Descriptor, offset: int, length: int, progress: Progress) -> Any:
+    def _body(self, blob: Descriptor, offset: int, length: int, progress: Meter) -> Any:
         path = self.layout.blob_path(blob.digest)
 
         def on_read(count: int) -> None:
@@ -389,11 +405,8 @@ class _Pusher:
 
         return lambda: FileBody(path, offset, length, on_read)
 
-    def _progress(self, blob: Descriptor) -> Progress:
-        enabled = self.options.progress
-        if blob.size < PROGRESS_ABOVE:
-            enabled = False
-        return Progress(f"uploading {blob.digest[:19]}", blob.size, enabled)
+    def _progress(self, blob: Descriptor) -> Meter:
+        return self.reporter.meter("uploading", blob.digest, blob.size)
 
     def _complete(
         self,
@@ -472,7 +485,7 @@ class _Pusher:
 def push(layout: OciLayout, targets: Sequence[PushTarget], options: PushOptions) -> PushResult:
     """Push ``targets`` (from ``plan_push``); RegistryError names what failed and why."""
     pusher = _Pusher(layout, options)
-    result = PushResult(stats=pusher.stats)
+    result = PushResult(stats=pusher.stats, blobs=pusher.blobs)
     groups: dict[str, list[PushTarget]] = {}
     for target in targets:
         groups.setdefault(target.repository.repo_ref, []).append(target)
