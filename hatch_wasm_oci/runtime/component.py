@@ -338,11 +338,7 @@ class LoadedComponent:
             f
             for f in self.functions.values()
             if f._export.name == function
-            and (
-                qualifier is None
-                or f._export.instance in (qualifier,)
-                or (f._export.instance is not None and _matches(f._export.instance, qualifier))
-            )
+            and (qualifier is None or _matches(f._export.instance, qualifier))
         ]
         roots = [f for f in matches if f._export.instance is None]
         if qualifier is None and roots:
@@ -383,6 +379,17 @@ class LoadedComponent:
             return InterfaceExports(instance, functions)
         raise AttributeError(f"{self.source} exports no function or interface {name}")
 
+    def __dir__(self) -> list[str]:
+        names = {
+            field_key(f._export.name) for f in self.functions.values() if not f._export.instance
+        }
+        names |= {
+            field_key(_interface_short(i))
+            for f in self.functions.values()
+            if (i := f._export.instance)
+        }
+        return sorted(names | set(super().__dir__()))
+
     def __repr__(self) -> str:
         return f"<component {self.source} ({len(self.functions)} exported functions)>"
 
@@ -400,8 +407,10 @@ def _split_name(name: str) -> tuple[str | None, str]:
     return None, name
 
 
-def _matches(instance: str, qualifier: str) -> bool:
+def _matches(instance: str | None, qualifier: str) -> bool:
     """``stock``, ``example:inventory/stock`` or the full name all name the same interface."""
+    if instance is None:
+        return False
     without_version = instance.split("@")[0]
     return qualifier in (instance, without_version, _interface_short(instance))
 
