@@ -164,8 +164,26 @@ def lower(value: Any, ty: WitType) -> Any:
         case, payload = _case_of(value, ty)
         payload_type = dict(_cases(ty))[case]
         inner = None if payload_type is None else lower(payload, payload_type)
-        return wc.Variant(case, inner) if _tagged(ty) else inner
+        if _tagged(ty):
+            return wc.Variant(case, inner)
+        if _untagged_case(ty, inner) != case:
+            raise ComponentError(
+                f"wasmtime-py cannot pass case {case} of {ty.wit()}: it would take this value "
+                f"for case {_untagged_case(ty, inner)} (a bool is also an int)"
+            )
+        return inner
     return value
+
+
+def _untagged_case(ty: VariantType | OptionType | ResultType, value: Any) -> str | None:
+    """The case wasmtime-py picks for an untagged value: the first whose classes match."""
+    for case, payload_type in _cases(ty):
+        if payload_type is None:
+            if value is None:
+                return case
+        elif isinstance(value, tuple(_classes(payload_type))):
+            return case
+    return None
 
 
 def _case_of(value: Any, ty: VariantType | OptionType | ResultType) -> tuple[str, Any]:
