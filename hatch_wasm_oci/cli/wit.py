@@ -24,7 +24,14 @@ def add_commands(subparsers: Any) -> None:
         ("update", "resolve every foreign package anew, ignoring and rewriting wkg.lock"),
     ):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("directory", metavar="DIR", nargs="?", default=".", type=Path)
+        action.add_argument(
+            "directory",
+            metavar="DIR",
+            nargs="?",
+            default=".",
+            type=Path,
+            help="the project (its wit/ directory, wkg.lock beside it); default .",
+        )
         action.add_argument(
             "--locked",
             action="store_true",
