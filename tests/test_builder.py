@@ -14,7 +14,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from hatch_wasm_oci.build.componentize import compiler_arguments, input_key
-from hatch_wasm_oci.build.settings import ComponentizePySource
+from hatch_wasm_oci.build.settings import COMMON_KEYS, ComponentizePySource
 from hatch_wasm_oci.build.world import (
     default_target,
     find_world,
@@ -201,9 +201,7 @@ def test_configuration_errors_through_hatch(hatch_env: dict[str, str], tmp_path:
     lines = run.stderr.splitlines()
     assert "wasm-oci: 4 configuration problems:" in lines
     for problem in (
-        f"{TARGET}.colour: unknown key (known keys: componentize-py, command, path, target, "
-        "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package, "
-        "cache-repository)",
+        f"{TARGET}.colour: unknown key (known keys: {', '.join(COMMON_KEYS)})",
         f"{TARGET}.path: 'missing.wasm' does not exist",
         f"{TARGET}.tags[1]: invalid OCI tag 'not a tag': a tag is 1-128 characters of "
         "letters, digits, '_', '.' and '-', starts and ends with a letter or digit, "
