@@ -238,6 +238,26 @@ def test_command_component_gets_its_arguments_and_its_status_propagates(
     assert failed.stdout.endswith("args: fail\n")
 
 
+def test_command_sees_a_directory_only_when_given(
+    cli_component: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "stock.txt").write_text("12 apples")
+    done = run(cli_component, "read", "/data/stock.txt", cache=cache_dir)
+    assert done.returncode == 2
+    assert "FileNotFoundError" in done.stderr  # the guest's own traceback, streamed
+    assert done.stderr.strip().splitlines()[-1] == (
+        "hatch-wasm-oci: wasi:cli/run@0.2.12#run trapped: wasm trap: wasm "
+        "`unreachable` instruction executed (the guest raised FileNotFoundError: [Errno 44] No "
+        "such file or directory: '/data/stock.txt'); the guest sees no host directories unless "
+        "given: add --dir HOST::/data"
+    )
+    done = run(
+        cli_component, "--dir", f"{tmp_path}::/data", "read", "/data/stock.txt", cache=cache_dir
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("args: read /data/stock.txt\n12 apples\n")
+
+
 def test_core_module_runs_as_a_wasip1_command(
     tmp_path: Path, cache_dir: Path, core_module: Path
 ) -> None:

@@ -139,6 +139,9 @@ class Run(exports.Run):
             raise Err(None)
         if "exit" in sys.argv[1:]:
             sys.exit(int(sys.argv[-1]))
+        if "read" in sys.argv[1:]:
+            with open(sys.argv[-1]) as handle:
+                print(handle.read())
 """
 
 VALUES_WIT = """\

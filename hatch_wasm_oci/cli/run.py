@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args=[name, *args.args], env=_env(args.env), dirs=_dirs(args.dir), stdin=True
     )
     if args.invoke is None:
-        return run_command(resolve(args.target, options), replace(wasi, capture_stderr=False))
+        return run_command(resolve(args.target, options), wasi)
     function_name, argument_text = wave.parse_invocation(args.invoke)
     if args.args:
         raise WasmOciError("--invoke takes its arguments inside the call, not after TARGET")

@@ -44,7 +44,8 @@ def run_command(artifact: Artifact, wasi: WasiOptions) -> int:
         )
     loaded = LoadedComponent(artifact, wasi)
     try:
-        result = loaded.function(f"{runs[0]}#run")()
+        with loaded.streaming_stderr():
+            result = loaded.function(f"{runs[0]}#run")()
     except GuestExit as exit_request:
         return exit_request.code
     return 0 if isinstance(result, Ok) else 1
@@ -66,15 +67,18 @@ def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
     linker = wasmtime.Linker(engine())
     linker.define_wasi()
     store = wasmtime.Store(engine())
-    stderr = StderrTail(capture=False)
+    stderr = StderrTail()
     store.set_wasi(wasi.config(stderr))
     try:
         instance = linker.instantiate(store, module)
         start = instance.exports(store)["_start"]
         assert isinstance(start, wasmtime.Func)
-        start(store)
+        with stderr.follow():
+            start(store)
     except wasmtime.ExitTrap as exc:
+        stderr.take()
         return exc.code
     except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
         raise trap_error(artifact.source, exc, stderr.take()) from None
+    stderr.take()
     return 0

@@ -12,8 +12,9 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,6 @@ class WasiOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     dirs: Sequence[tuple[str, str]] = ()  # (host path, guest path)
     stdin: bool = False
-    #: Keep the guest's stderr to explain traps (passed through after each call); a command
-    #: inherits it instead, so its output streams live.
-    capture_stderr: bool = True
 
     def config(self, stderr: StderrTail) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -75,42 +73,64 @@ class WasiOptions:
 class StderrTail:
     """The guest's stderr: passed through to ours, its last few KiB kept for error messages.
 
-    With ``capture`` the guest writes to a temporary file that wasmtime fills itself (a Python
-    callback would run on wasmtime's I/O threads, which can outlive the interpreter); each
-    :meth:`take` forwards what is new to our stderr. Without it, stderr is simply inherited.
+    The guest writes to a temporary file that wasmtime fills itself (a Python callback would
+    run on wasmtime's I/O threads, which can outlive the interpreter); :meth:`pump` copies
+    what is new to our stderr, after each call or, inside :meth:`follow`, every 50 ms.
     """
 
-    def __init__(self, capture: bool = True) -> None:
-        self.path: str | None = None
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="hatch-wasm-oci-stderr-")
+        os.close(fd)
+        weakref.finalize(self, _unlink, self.path)
         self._offset = 0
-        if capture:
-            fd, self.path = tempfile.mkstemp(prefix="hatch-wasm-oci-stderr-")
-            os.close(fd)
-            weakref.finalize(self, _unlink, self.path)
+        self._tail = b""
+        self._lock = threading.Lock()
 
     def configure(self, wasi: wasmtime.WasiConfig) -> None:
-        if self.path is None:
-            wasi.inherit_stderr()
-        else:
-            wasi.stderr_file = self.path
+        wasi.stderr_file = self.path
 
-    def take(self) -> str:
-        """What the guest wrote since the last call (also copied to our stderr)."""
-        if self.path is None:
-            return ""
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except OSError:
-            return ""
-        self._offset += len(data)
-        if data:
+    def pump(self) -> None:
+        """Copy what the guest wrote since the last pump to our stderr."""
+        with self._lock:
+            try:
+                with open(self.path, "rb") as handle:
+                    handle.seek(self._offset)
+                    data = handle.read()
+            except OSError:
+                return
+            if not data:
+                return
+            self._offset += len(data)
+            self._tail = (self._tail + data)[-STDERR_TAIL:]
             with contextlib.suppress(AttributeError, ValueError, OSError):
                 sys.stderr.flush()
                 sys.stderr.buffer.write(data)
                 sys.stderr.buffer.flush()
-        return data[-STDERR_TAIL:].decode(errors="replace")
+
+    def take(self) -> str:
+        """Pump, then return (and forget) the tail the guest wrote since the last take."""
+        self.pump()
+        with self._lock:
+            text = self._tail.decode(errors="replace")
+            self._tail = b""
+        return text
+
+    @contextlib.contextmanager
+    def follow(self) -> Iterator[None]:
+        """Stream the guest's stderr while the block runs (a command's output stays live)."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(0.05):
+                self.pump()
+
+        thread = threading.Thread(target=loop, name="guest-stderr", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 def _unlink(path: str) -> None:
@@ -291,7 +311,7 @@ class LoadedComponent:
         self.functions: dict[str, ExportedFunction] = {
             e.full_name: ExportedFunction(self, e) for e in _exports(self._component)
         }
-        self._stderr = StderrTail(capture=self._wasi.capture_stderr)
+        self._stderr = StderrTail()
         self._store: wasmtime.Store | None = None
         self._instance: wc.Instance | None = None
         self._instantiate()
@@ -327,6 +347,10 @@ class LoadedComponent:
             raise trap_error(export.full_name, exc, self._stderr.take()) from None
         self._stderr.take()
         return None if export.type.result is None else marshal.lift(result, export.type.result)
+
+    def streaming_stderr(self) -> contextlib.AbstractContextManager[None]:
+        """Within the block, the guest's stderr reaches ours as it is written."""
+        return self._stderr.follow()
 
     def function(self, name: str) -> ExportedFunction:
         """The export ``name``: its full name (``ns:pkg/iface@v#f``), ``iface.f``, ``iface#f``,
