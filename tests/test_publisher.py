@@ -249,6 +249,29 @@ def test_hatch_user_and_auth_flags_authenticate(
     output = failed.stdout + failed.stderr
     assert wrong not in output
     assert "hatch publish -u/--user and -a/--auth were rejected" in output
+    # Hatch's user config [publish.wasm-oci] user/auth, the same way
+    configured = _hatch_publish(
+        project,
+        "-r",
+        repo,
+        "plain-http=true",
+        env=env,
+        user_config=(
+            f'[publish.wasm-oci]\nuser = "{registry_basic.username}"\n'
+            f'auth = "{registry_basic.password}"\n'
+        ),
+    )
+    assert configured.returncode == 0, configured.stdout + configured.stderr
+    assert registry_basic.password not in configured.stdout + configured.stderr
+    # Hatch's HATCH_INDEX_USER/HATCH_INDEX_AUTH hold package-index secrets: never used here
+    index_env = clean_env(
+        tmp_path / "home",
+        HATCH_INDEX_USER=registry_basic.username,
+        HATCH_INDEX_AUTH=registry_basic.password,
+    )
+    index = _hatch_publish(project, "-r", repo, "plain-http=true", env=index_env)
+    assert index.returncode != 0
+    assert "no credentials were found" in index.stdout + index.stderr
     alone = _hatch_publish(project, "-u", "ada", "-r", repo, "plain-http=true", env=env)
     assert "hatch publish -u/--user: needs -a/--auth too" in alone.stdout + alone.stderr
 
