@@ -205,6 +205,16 @@ def test_build_and_publish_read_one_checked_repository(
     (project / "hatch.toml").write_text(
         f'[build.targets.wasm-oci]\npath = "c.wasm"\nrepository = "{repo}"\n'
     )
+    (project / "hatch.toml").write_text(
+        f'[build.targets.wasm-oci]\npath = "c.wasm"\nrepository = "{repo.upper()}"\n'
+    )
+    in_hatch_toml = "hatch.toml build.targets.wasm-oci.repository: invalid reference"
+    build = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
+    assert in_hatch_toml in build.stderr
+    assert in_hatch_toml in _hatch_publish(project, "plain-http=true", env=env).stderr
+    (project / "hatch.toml").write_text(
+        f'[build.targets.wasm-oci]\npath = "c.wasm"\nrepository = "{repo}"\n'
+    )
     run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
     publish = _hatch_publish(project, "plain-http=true", env=env)
     assert publish.returncode == 0, publish.stdout + publish.stderr

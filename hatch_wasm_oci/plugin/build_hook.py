@@ -103,12 +103,13 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
     _discard: weakref.finalize[Any, Any] | None = None
 
     def _table(self) -> str:
-        from hatch_wasm_oci.build.settings import HOOK_TABLE, PLUGIN_NAME
+        from hatch_wasm_oci.build.settings import PLUGIN_NAME
+        from hatch_wasm_oci.plugin.builder import build_table
 
         target_hooks = self.build_config.target_config.get("hooks", {})
         if isinstance(target_hooks, dict) and PLUGIN_NAME in target_hooks:
-            return f"tool.hatch.build.targets.{self.target_name}.hooks.{PLUGIN_NAME}"
-        return HOOK_TABLE
+            return build_table(self.root, f"targets.{self.target_name}.hooks.{PLUGIN_NAME}")
+        return build_table(self.root, f"hooks.{PLUGIN_NAME}")
 
     def _output_dir(self) -> Path:
         return Path(self.directory) / OUTPUT_SUBDIR

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,13 +37,29 @@ def tag_formatter(metadata: Any) -> TagFormatter:
     return format_tag
 
 
+def build_table(root: Path | str, rest: str) -> str:
+    """The TOML path of ``[tool.hatch.build.<rest>]`` as the user wrote it: hatch.toml's
+    ``build.<rest>`` when hatch.toml has a ``[build]`` table (hatchling then reads the build
+    configuration from it alone), else pyproject.toml's ``tool.hatch.build.<rest>``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with (Path(root) / "hatch.toml").open("rb") as file:
+            in_hatch_toml = "build" in tomllib.load(file)
+    except (OSError, ValueError):
+        in_hatch_toml = False
+    return f"hatch.toml build.{rest}" if in_hatch_toml else f"tool.hatch.build.{rest}"
+
+
 def project_settings(metadata: Any, root: Path) -> WasmOciSettings | None:
     """The project's checked ``wasm-oci`` build table (the target's, else the build hook's),
     read from pyproject.toml and hatch.toml as ``hatch build`` reads it; None when it has none.
 
     ``metadata`` is hatchling's ProjectMetadata. ConfigurationError lists every problem.
     """
-    from hatch_wasm_oci.build.settings import HOOK_TABLE, PLUGIN_NAME, TARGET_TABLE, parse_settings
+    from hatch_wasm_oci.build.settings import PLUGIN_NAME, parse_settings
 
     try:
         targets = metadata.hatch.build_targets
@@ -51,9 +68,9 @@ def project_settings(metadata: Any, root: Path) -> WasmOciSettings | None:
     except (TypeError, ValueError) as exc:  # hatchling's own configuration errors
         raise ConfigurationError([str(exc)]) from None
     if PLUGIN_NAME in targets:
-        config, table, hook = targets[PLUGIN_NAME], TARGET_TABLE, False
+        config, table, hook = targets[PLUGIN_NAME], build_table(root, "targets.wasm-oci"), False
     elif isinstance(hooks, dict) and PLUGIN_NAME in hooks:
-        config, table, hook = hooks[PLUGIN_NAME], HOOK_TABLE, True
+        config, table, hook = hooks[PLUGIN_NAME], build_table(root, "hooks.wasm-oci"), True
     else:
         return None
     return parse_settings(
@@ -205,21 +222,20 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
 
     def build_standard(self, directory: str, **build_data: Any) -> str:
         """Build the layout; returns its directory (Hatch prints it)."""
-        from hatch_wasm_oci.build.settings import TARGET_TABLE, parse_settings
+        from hatch_wasm_oci.build.settings import parse_settings
 
         build_dir = Path(directory)
+        table = build_table(self.root, "targets.wasm-oci")
         try:
             version = self.metadata.version
             settings = parse_settings(
                 self.target_config,
                 root=self.root,
-                table=TARGET_TABLE,
+                table=table,
                 version=version,
                 formatter=tag_formatter(self.metadata),
             )
-            check_runtime_dependencies(
-                self.target_config, self.metadata.core.dependencies, TARGET_TABLE
-            )
+            check_runtime_dependencies(self.target_config, self.metadata.core.dependencies, table)
             output = build_for_hatch(
                 self,
                 settings,
