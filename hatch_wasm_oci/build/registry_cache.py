@@ -126,6 +126,7 @@ class RegistryCache:
         wrong, silently when there is no entry) if there is no usable entry."""
         if not self._reachable(warn):
             return False
+        from hatch_wasm_oci.registry.progress import Reporter
         from hatch_wasm_oci.registry.pull import MAX_MANIFEST_SIZE, pull
         from hatch_wasm_oci.wasm.binary import WasmKind, read_wasm
 
@@ -137,6 +138,7 @@ class RegistryCache:
                     Path(scratch) / "entry",
                     plain_http=self._plain_http,
                     environ=self._env(),
+                    progress=Reporter("quiet"),
                 )
             except WasmOciError as exc:
                 if not _absent(str(exc)):
@@ -174,6 +176,7 @@ class RegistryCache:
             return None
         from hatch_wasm_oci.oci.layout import pack
         from hatch_wasm_oci.oci.layout_reader import OciLayout
+        from hatch_wasm_oci.registry.progress import Reporter
         from hatch_wasm_oci.registry.push import PushOptions, plan_push, push
 
         annotations = {KEY_ANNOTATION: key, COMPILER_ANNOTATION: compiler}
@@ -183,7 +186,9 @@ class RegistryCache:
                 pack(wasm, layout_dir, tags=(key,), annotations=annotations)
                 layout = OciLayout.open(layout_dir)
                 targets = plan_push(layout, [f"{self.repository}:{key}"])
-                options = PushOptions(plain_http=self._plain_http, environ=self._env())
+                options = PushOptions(
+                    plain_http=self._plain_http, environ=self._env(), progress=Reporter("quiet")
+                )
                 result = push(layout, targets, options)
             except (WasmOciError, OSError) as exc:
                 warn(f"Not stored in the registry cache: {exc}")
