@@ -192,8 +192,9 @@ def test_a_wheel_build_failing_after_the_hook_leaves_no_layout(
     wheel build that fails after the hook ran leaves neither the layout nor its staging."""
     temp = tmp_path / "temp"
     temp.mkdir()
-    stale = temp / f"{STAGING_PREFIX}999999999-killed"  # no such process: a killed build's
+    stale = temp / f"{STAGING_PREFIX}999999999-killed"  # a killed build's: its lock is free
     (stale / "left").mkdir(parents=True)
+    (stale / ".owner-lock").touch()
     if failure == "later-hook":
         hook = 'include-in-wheel = "doomed/c.wasm"\n[tool.hatch.build.hooks.custom]\n'
         extra = {"hatch_build.py": FAILING_HOOK}
@@ -227,21 +228,29 @@ def test_a_wheel_build_failing_after_the_hook_leaves_no_layout(
 
 
 def test_remove_stale_staging(tmp_path: Path) -> None:
-    import os
     import time
 
-    def staging(pid: int, label: str) -> Path:
+    from hatch_wasm_oci.files.lock import FileLock
+    from hatch_wasm_oci.plugin.build_hook import OWNER_LOCK
+
+    def staging(pid: int, label: str, lock_file: bool = True) -> Path:
         path = tmp_path / f"{STAGING_PREFIX}{pid}-{label}"
         (path / "layout").mkdir(parents=True)
+        if lock_file:
+            (path / OWNER_LOCK).touch()
         return path
 
-    dead = staging(999999999, "dead")
-    mine = staging(os.getpid(), "mine")
-    parent = staging(os.getppid(), "parent")
+    # Liveness is the owner's lock, not its PID: PID 1 of another namespace may hold one.
+    dead = staging(1, "dead")  # nobody holds its lock
+    live = staging(999999999, "live")  # a PID not ours to test, but its lock is held
+    holder = FileLock(live / OWNER_LOCK, "live", wait=0)
+    holder.acquire()
+    fresh = staging(2, "fresh", lock_file=False)  # being created: no lock file yet
     unrelated = tmp_path / "hatch-wasm-oci-staging-notapid"
     unrelated.mkdir()
     assert remove_stale_staging(tmp_path) == [dead]
-    assert mine.is_dir() and parent.is_dir() and unrelated.is_dir()
+    assert live.is_dir() and fresh.is_dir() and unrelated.is_dir()
     a_day_later = time.time() + 24 * 3600 + 60
-    assert sorted(remove_stale_staging(tmp_path, now=a_day_later)) == sorted([mine, parent])
+    assert sorted(remove_stale_staging(tmp_path, now=a_day_later)) == sorted([live, fresh])
     assert unrelated.is_dir()
+    holder.release()

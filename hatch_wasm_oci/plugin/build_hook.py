@@ -26,6 +26,7 @@ from hatchling.builders.config import BuilderConfig, env_var_enabled
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.files.lock import FileLock, LockTimeout
 from hatch_wasm_oci.plugin.builder import (
     OUTPUT_SUBDIR,
     abort_build,
@@ -41,24 +42,17 @@ if TYPE_CHECKING:
 STAGING_PREFIX = "hatch-wasm-oci-staging-"
 #: A staging directory older than this is stale whatever its owner (seconds).
 STAGING_MAX_AGE = 24 * 3600
-
-
-def _owner_alive(pid: int) -> bool:
-    if sys.platform == "win32":
-        return True  # os.kill(pid, 0) would terminate it on Windows: rely on the age alone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
+#: The lock file its owner holds for as long as it runs: liveness without PIDs, which mean
+#: nothing across PID namespaces, containers or hosts sharing a temporary directory.
+OWNER_LOCK = ".owner-lock"
+_held: list[FileLock] = []  # this process's staging locks, held until it exits
 
 
 def remove_stale_staging(tempdir: Path | None = None, *, now: float | None = None) -> list[Path]:
-    """Remove staging directories whose build process is gone (or that are a day old).
+    """Remove staging directories whose owner is gone (its lock is free) or that are a day old.
 
-    Returns the directories removed. Only names made by :func:`new_staging_dir` are touched.
+    Returns the directories removed. Only names made by :func:`new_staging_dir` are touched;
+    one without a lock file (being created) is left until it is a day old.
     """
     base = Path(tempdir or tempfile.gettempdir())
     now = time.time() if now is None else now
@@ -71,18 +65,33 @@ def remove_stale_staging(tempdir: Path | None = None, *, now: float | None = Non
             age = now - path.stat().st_mtime
         except OSError:
             continue
-        pid = int(pid_text)
-        if pid == os.getpid() and age <= STAGING_MAX_AGE:
-            continue
-        if age > STAGING_MAX_AGE or not _owner_alive(pid):
+        if age > STAGING_MAX_AGE or _owner_gone(path):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
 
 
+def _owner_gone(path: Path) -> bool:
+    lock_file = path / OWNER_LOCK
+    if not lock_file.is_file():
+        return False
+    probe = FileLock(lock_file, str(path), wait=0)
+    try:
+        probe.acquire()
+    except (LockTimeout, OSError):
+        return False
+    probe.release()
+    return True
+
+
 def new_staging_dir() -> Path:
-    """A fresh staging directory in the system's temporary directory, named after this process."""
-    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
+    """A fresh staging directory in the system's temporary directory, locked by this process
+    for as long as it runs."""
+    path = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
+    lock = FileLock(path / OWNER_LOCK, str(path), wait=0)
+    lock.acquire()
+    _held.append(lock)
+    return path
 
 
 def hooks_only() -> bool:
