@@ -369,7 +369,7 @@ def test_reproduce_says_reproducible_for_a_command_source(tmp_path: Path) -> Non
     project = write_project(
         tmp_path / "tiny",
         wasm_oci=f'command = {json.dumps(TINY_COMMAND)}\npath = "build/tiny.wasm"\n',
-        files={"tiny.wat": TINY_CORE_WAT, "tiny.wit": TINY_WIT},
+        files={"tiny.wat": TINY_CORE_WAT, "wit/tiny.wit": TINY_WIT},
     )
     run = run_cli("reproduce", project, env=clean_env(tmp_path / "home"))
     assert run.returncode == 0, run.stderr
