@@ -230,9 +230,14 @@ def test_capabilities_only_when_given(
 def test_command_component_gets_its_arguments_and_its_status_propagates(
     cli_component: Path, cache_dir: Path
 ) -> None:
-    done = run(cli_component, "a", "--b", cache=cache_dir)
+    # Unknown options (also abbreviations of run's own) and all after `--` go to the guest.
+    done = run(
+        cli_component, "a", "--b", "--plain", "--di", "x", "--", "--env", "y", cache=cache_dir
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "hello from a componentize-py command\nargs: a --b\n"
+    assert (
+        done.stdout == "hello from a componentize-py command\nargs: a --b --plain --di x --env y\n"
+    )
     failed = run(cli_component, "fail", cache=cache_dir)
     assert failed.returncode == 1
     assert failed.stdout.endswith("args: fail\n")

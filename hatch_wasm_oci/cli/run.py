@@ -66,7 +66,7 @@ def _options_after_target(args: argparse.Namespace) -> None:
     if "--" in rest:
         cut = rest.index("--")
         rest, guest_tail = rest[:cut], rest[cut + 1 :]
-    later = argparse.ArgumentParser(prog="hatch-wasm-oci run", add_help=False)
+    later = argparse.ArgumentParser(prog="hatch-wasm-oci run", add_help=False, allow_abbrev=False)
     _run_options(later)
     parsed, guest = later.parse_known_args(rest)
     for key in ("invoke", "ca_file"):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.errors import RegistryError
+from hatch_wasm_oci.errors import RegistryError, WasmOciError
 from hatch_wasm_oci.files.atomic import atomic_write, replacing
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.files.json_input import parse_json_object
@@ -124,7 +124,7 @@ class ContentStore:
     def recall_tag(self, ref: Reference) -> str | None:
         try:
             record = parse_json_object(self._tag_file(ref).read_bytes(), "tag record", 4096)
-        except (OSError, ValueError, Exception):
+        except (OSError, WasmOciError):
             return None
         digest = record.get("digest")
         if record.get("reference") != str(ref) or not isinstance(digest, str):
