@@ -1,5 +1,4 @@
-"""Session fixtures shared by the test modules; each fixture family lives in its own module."""
+"""Session fixtures shared by the test modules; each fixture family lives in its own module,
+registered here as a pytest plugin."""
 
-from tests.hatch_fixtures import *  # noqa: F403
-from tests.registry_fixtures import *  # noqa: F403
-from tests.wasm_fixtures import *  # noqa: F403
+pytest_plugins = ["tests.hatch_fixtures", "tests.registry_fixtures", "tests.wasm_fixtures"]
