@@ -95,17 +95,15 @@ class StderrTail:
             try:
                 with open(self.path, "rb") as handle:
                     handle.seek(self._offset)
-                    data = handle.read()
+                    while data := handle.read(1 << 20):  # bounded memory, whatever it wrote
+                        self._offset += len(data)
+                        self._tail = (self._tail + data)[-STDERR_TAIL:]
+                        with contextlib.suppress(AttributeError, ValueError, OSError):
+                            sys.stderr.flush()
+                            sys.stderr.buffer.write(data)
+                            sys.stderr.buffer.flush()
             except OSError:
                 return
-            if not data:
-                return
-            self._offset += len(data)
-            self._tail = (self._tail + data)[-STDERR_TAIL:]
-            with contextlib.suppress(AttributeError, ValueError, OSError):
-                sys.stderr.flush()
-                sys.stderr.buffer.write(data)
-                sys.stderr.buffer.flush()
 
     def take(self) -> str:
         """Pump, then return (and forget) the tail the guest wrote since the last take."""
