@@ -573,3 +573,28 @@ def test_sigkilled_pull_is_cleaned_up_by_the_next_one(
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in out.iterdir()) == ["big.wasm", "keep.txt", "layout"]
     assert not [p for p in out.rglob(".*")]
+
+
+def test_adding_to_a_layout_whose_parent_is_read_only(
+    tiny_component: Path, core_module: Path, tmp_path: Path
+) -> None:
+    # A layout on a volume mounted into a read-only root: no lock file can go beside it, the
+    # one inside serialises the writers.
+    parent = tmp_path / "readonly"
+    layout = pack(tiny_component, parent / "out", tags=["old"]).layout
+    parent.chmod(0o555)
+    try:
+        env = clean_env(tmp_path / "home")
+        result = run_bounded(
+            "pack", core_module, "-o", layout, "-t", "new", env=env, obey_permissions=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert _tags(layout) == {"old", "new"}
+        assert sorted(p.name for p in parent.iterdir()) == ["out"]
+        assert not [p for p in layout.rglob(".*")]
+        new = run_bounded(
+            "pack", core_module, "-o", parent / "other", env=env, obey_permissions=True
+        )
+        new.check_clean_failure("other: cannot lock: Permission denied")
+    finally:
+        parent.chmod(0o755)

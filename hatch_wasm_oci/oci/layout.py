@@ -22,7 +22,7 @@ from hatch_wasm_oci.errors import LayoutError, WasmOciError
 from hatch_wasm_oci.files.atomic import atomic_write, remove_stale, replacing, staging_prefix
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
-from hatch_wasm_oci.files.lock import lock_for
+from hatch_wasm_oci.files.lock import FileLock, lock_for
 from hatch_wasm_oci.files.regular import FileInputError, open_regular, read_regular
 from hatch_wasm_oci.oci import config as oci_config
 from hatch_wasm_oci.oci import media_types as mt
@@ -43,6 +43,8 @@ LAYOUT_FILE = "oci-layout"
 # Blobs being written are ``blobs/sha256/.incoming.PID.RANDOM`` until renamed to their digest.
 INCOMING = "incoming"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+# The lock writers of an existing layout hold inside it (hidden: never archived or listed).
+INSIDE_LOCK = ".hatch-wasm-oci-lock"
 
 
 @dataclass(frozen=True)
@@ -118,19 +120,41 @@ class LayoutWriter:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LayoutError(f"{self.out}: cannot create: {exc.strerror}") from None
-        # Every writer of this layout holds this lock from here to commit or abort: two packs
-        # adding tags take turns instead of losing one, and whatever temporary entries exist
-        # now belong to dead writers, in this PID namespace or any other.
-        self._lock = lock_for(self.out)
+        self._locks: list[FileLock] = []
         try:
-            self._lock.acquire()
-        except OSError as exc:
-            raise LayoutError(f"{self.out}: cannot lock: {exc.strerror}") from None
-        try:
+            self._take_locks()
             self._open()
         except BaseException:
-            self._lock.release()
+            self._release_locks()
             raise
+
+    def _take_locks(self) -> None:
+        """Every writer of this layout holds its locks from here to commit or abort: two packs
+        adding tags take turns instead of losing one, and whatever temporary entries exist
+        now belong to dead writers, in this PID namespace or any other.
+
+        The lock beside the layout guards its creation; an existing layout also has one inside,
+        so that a writer that may not write the parent (a volume mounted in a read-only root)
+        can still add to it. Always taken in that order: no deadlock.
+        """
+        beside = lock_for(self.out)
+        try:
+            beside.acquire()
+            self._locks.append(beside)
+        except OSError as exc:
+            if not (self.out / LAYOUT_FILE).is_file():
+                raise LayoutError(f"{self.out}: cannot lock: {exc.strerror}") from None
+        if (self.out / LAYOUT_FILE).is_file():
+            inside = FileLock(self.out / INSIDE_LOCK, str(self.out))
+            try:
+                inside.acquire()
+            except OSError as exc:
+                raise LayoutError(f"{self.out}: cannot lock: {exc.strerror}") from None
+            self._locks.append(inside)
+
+    def _release_locks(self) -> None:
+        while self._locks:
+            self._locks.pop().release()
 
     def _open(self) -> None:
         parent = self.out.parent
@@ -171,7 +195,7 @@ class LayoutWriter:
             if not self._committed:
                 self.abort()
         finally:
-            self._lock.release()
+            self._release_locks()
 
     def add_blob_from(
         self, source: BinaryIO, expected_digest: str | None = None
