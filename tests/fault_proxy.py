@@ -5,7 +5,8 @@ pattern: answer with a status (503, 429 with Retry-After), reset the connection 
 the request body, or expire the bearer token in use (401 with the registry's own challenge, and
 that token refused from then on). The proxy counts the request-body bytes of blob uploads and
 shuts itself down after ``lifetime`` seconds at the latest. It also forwards absolute-form
-requests (as an ``http_proxy``) and tunnels ``CONNECT`` (as an ``https_proxy``).
+requests (as an ``http_proxy``) and tunnels ``CONNECT`` (as an ``https_proxy``); with ``tls`` it
+is itself spoken to over TLS (an ``https://`` proxy).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import http.client
 import re
 import select
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
@@ -63,12 +66,18 @@ class FaultProxy:
     seen: list[Seen] = field(default_factory=list)
     upload_bytes: int = 0
     connections: int = 0
+    tls: tuple[Path, Path] | None = None
+    """(certificate, key): speak TLS to clients (an ``https://`` proxy)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._challenge: str | None = None
         self._expired: set[str] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.address = f"127.0.0.1:{self.port}"

@@ -336,6 +336,25 @@ def test_https_proxy_tunnels_tls(
     assert skopeo_raw(registry_tls, f"{repo}:tunnelled") == data
 
 
+def test_https_proxy_url_is_spoken_to_over_tls(
+    registry_tls: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    """https_proxy=https://…: TLS to the proxy, then a CONNECT tunnel with TLS to the registry
+    inside it (the old transport spoke plaintext to such a proxy, on port 80)."""
+    assert registry_tls.ca_file is not None
+    pki = registry_tls.ca_file.parent
+    repo = unique_repo()
+    tls = (pki / "server.pem", pki / "server.key")
+    with FaultProxy(registry_tls.address, lifetime=120, tls=tls) as proxy:
+        env = clean_env(tmp_path / "home", https_proxy=f"https://{proxy.address}")
+        ref = f"{registry_tls.address}/{repo}:tls-proxy"
+        result = run_cli("push", tiny_layout, ref, "--ca-file", registry_tls.ca_file, env=env)
+        assert result.returncode == 0, result.stderr
+        assert [(s.method, s.path) for s in proxy.seen] == [("CONNECT", registry_tls.address)]
+    data = _layout_manifests(tiny_layout)["latest"]
+    assert skopeo_raw(registry_tls, f"{repo}:tls-proxy") == data
+
+
 def test_requests_share_one_kept_alive_connection(
     registry_token: RegistryServer, tiny_layout: Path, tmp_path: Path
 ) -> None:
