@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hatch_wasm_oci.errors import ComponentTrap, UnknownExportError, ValueTypeError
 from hatch_wasm_oci.runtime import engine as engine_module
 from hatch_wasm_oci.runtime.component import LoadedComponent, load
 from hatch_wasm_oci.runtime.engine import MAGIC, cache_key, compile_binary
 from hatch_wasm_oci.runtime.values import Err, Ok, Some, Variant
+from tests.test_runtime_wave import _values
 from tests.wasm_fixtures import wasm_tools
 
 ECHO = "acme:values/echo@0.1.0"
@@ -337,3 +340,30 @@ def test_compiled_cache_is_used_and_a_bad_entry_is_rebuilt(
         patched.setattr(engine_module.wc, "Component", type("C", (_NoCompile, real), {}))
         with pytest.raises(AssertionError, match="compiled instead"):
             compile_binary(other, other_digest, component=True, cache=tmp_path)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_random_values_survive_the_round_trip_through_wasmtime(
+    values: LoadedComponent, data: st.DataObject
+) -> None:
+    """Any value of each echo function's parameter types comes back equal (f32 rounded)."""
+    for name in (
+        "echo-points",
+        "echo-shape",
+        "echo-perms",
+        "echo-option",
+        "echo-result",
+        "echo-string",
+        "echo-bytes",
+        "echo-ints",
+        "echo-floats",
+        "echo-char",
+    ):
+        function = values.function(name)
+        args = [data.draw(_values(ty)) for _, ty in function.type.params]
+        result = function(*args)
+        expected = args[0] if len(args) == 1 else tuple(args)
+        assert result == expected, (name, args)
