@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh), then build example-project into a Wasm OCI layout with
-# `hatch build -t wasm-oci`, verify it, and call the component's exports with wasmtime-py.
+# `hatch build -t wasm-oci`, verify it, and call the component's exports with hatch_wasm_oci.load().
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
