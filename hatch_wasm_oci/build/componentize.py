@@ -33,6 +33,7 @@ from hatch_wasm_oci.build.registry_cache import RegistryCache
 from hatch_wasm_oci.build.settings import ComponentizePySource
 from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.files.atomic import replacing
+from hatch_wasm_oci.files.cache_home import enabled_cache_root
 from hatch_wasm_oci.files.digest import CHUNK_SIZE, file_digest
 
 CACHE_ENV = "HATCH_WASM_OCI_CACHE"
@@ -87,19 +88,7 @@ class CompileResult:
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """Where compiled components are kept, or None when caching is switched off."""
-    env = os.environ if environ is None else environ
-    if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-        return None
-    explicit = env.get(CACHE_ENV, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    if sys.platform == "win32":
-        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "hatch-wasm-oci" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "hatch-wasm-oci"
-    xdg = env.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "hatch-wasm-oci"
+    return enabled_cache_root(environ)
 
 
 def compiler_version() -> str:

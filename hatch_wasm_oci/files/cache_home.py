@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 CACHE_ENV = "HATCH_WASM_OCI_CACHE"
+NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
 
 
 def user_cache_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -24,3 +25,11 @@ def user_cache_root(environ: Mapping[str, str] | None = None) -> Path:
         return Path.home() / "Library" / "Caches" / "hatch-wasm-oci"
     xdg = env.get("XDG_CACHE_HOME", "").strip()
     return (Path(xdg) if xdg else Path.home() / ".cache") / "hatch-wasm-oci"
+
+
+def enabled_cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
+    """:func:`user_cache_root`, or None when ``HATCH_WASM_OCI_NO_CACHE`` turns caching off."""
+    env = os.environ if environ is None else environ
+    if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return None
+    return user_cache_root(env)

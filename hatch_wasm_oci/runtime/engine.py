@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import platform
 import sys
 from collections.abc import Mapping
@@ -24,10 +23,9 @@ import wasmtime.component as wc
 
 from hatch_wasm_oci.errors import ComponentError
 from hatch_wasm_oci.files.atomic import replacing
-from hatch_wasm_oci.files.cache_home import user_cache_root
+from hatch_wasm_oci.files.cache_home import enabled_cache_root
 
 MAGIC = b"hatch-wasm-oci compiled v1\n"
-NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
 # Every engine setting this module changes from wasmtime's defaults (part of the cache key).
 ENGINE_SETTINGS = "defaults"
 
@@ -50,11 +48,8 @@ def wasmtime_version() -> str:
 
 
 def cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The cache directory (:func:`user_cache_root`); ``None`` when caching is turned off."""
-    env = os.environ if environ is None else environ
-    if env.get(NO_CACHE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-        return None
-    return user_cache_root(env)
+    """The cache directory (:func:`enabled_cache_root`); None when caching is turned off."""
+    return enabled_cache_root(environ)
 
 
 def cache_key(digest: str, kind: str) -> str:
