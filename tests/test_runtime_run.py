@@ -41,6 +41,14 @@ HELLO_MODULE_WAT = """\
 """
 
 
+LOOP_MODULE_WAT = """\
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (loop $forever (br $forever))))
+"""
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One compiled cache for this module (in-process loads and CLI runs share it)."""
@@ -280,6 +288,18 @@ def test_core_module_runs_as_a_wasip1_command(
     assert refused.stderr.strip().endswith(
         "imports env.log, which the WASI preview 1 host does not provide"
     )
+
+
+def test_timeout_interrupts_a_guest_that_never_ends(tmp_path: Path, cache_dir: Path) -> None:
+    wat = tmp_path / "loop.wat"
+    wat.write_text(LOOP_MODULE_WAT)
+    module = tmp_path / "loop.wasm"
+    wasm_tools("parse", wat, "-o", module)
+    done = run(module, "--timeout", "0.5", cache=cache_dir)
+    assert done.returncode == 2
+    assert done.stderr == f"hatch-wasm-oci: {module} timed out after 0.5 s (--timeout)\n"
+    done = run(module, "--timeout", "0", cache=cache_dir)
+    assert done.stderr == "hatch-wasm-oci: --timeout takes a number of seconds above 0, got 0.0\n"
 
 
 def test_http_component_is_refused(http_component: Path, cache_dir: Path) -> None:

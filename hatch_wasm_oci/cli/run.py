@@ -57,6 +57,12 @@ def _run_options(run: argparse.ArgumentParser) -> None:
         "--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry"
     )
     run.add_argument("--ca-file", metavar="PATH", type=Path, help="trust this PEM CA bundle")
+    run.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        help="interrupt the guest after this long (default: no limit)",
+    )
 
 
 def _options_after_target(args: argparse.Namespace) -> None:
@@ -69,7 +75,7 @@ def _options_after_target(args: argparse.Namespace) -> None:
     later = argparse.ArgumentParser(prog="hatch-wasm-oci run", add_help=False, allow_abbrev=False)
     _run_options(later)
     parsed, guest = later.parse_known_args(rest)
-    for key in ("invoke", "ca_file"):
+    for key in ("invoke", "ca_file", "timeout"):
         if getattr(parsed, key) is not None:
             setattr(args, key, getattr(parsed, key))
     for key in ("offline", "plain_http"):
@@ -117,8 +123,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         plain_http=args.plain_http, ca_file=args.ca_file, offline=args.offline
     )
     name = Path(args.target).name or args.target
+    if args.timeout is not None and not args.timeout > 0:
+        raise WasmOciError(f"--timeout takes a number of seconds above 0, got {args.timeout}")
     wasi = WasiOptions(
-        args=[name, *args.args], env=_env(args.env), dirs=_dirs(args.dir), stdin=True
+        args=[name, *args.args],
+        env=_env(args.env),
+        dirs=_dirs(args.dir),
+        stdin=True,
+        timeout=args.timeout,
     )
     if args.invoke is None:
         return run_command(resolve(args.target, options), wasi)

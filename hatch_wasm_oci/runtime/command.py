@@ -16,7 +16,7 @@ from hatch_wasm_oci.runtime.component import (
     WasiOptions,
     trap_error,
 )
-from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, engine
+from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, deadline_ticks, engine
 from hatch_wasm_oci.runtime.target import Artifact
 from hatch_wasm_oci.runtime.values import Ok
 from hatch_wasm_oci.wasm.binary import WasmKind
@@ -69,6 +69,7 @@ def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
     store = wasmtime.Store(engine())
     stderr = StderrTail()
     store.set_wasi(wasi.config(stderr))
+    store.set_epoch_deadline(deadline_ticks(wasi.timeout))
     try:
         instance = linker.instantiate(store, module)
         start = instance.exports(store)["_start"]
@@ -79,6 +80,6 @@ def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
         stderr.take()
         return exc.code
     except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-        raise trap_error(artifact.source, exc, stderr.take()) from None
+        raise trap_error(artifact.source, exc, stderr.take(), wasi.timeout) from None
     stderr.take()
     return 0

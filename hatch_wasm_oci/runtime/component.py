@@ -24,7 +24,7 @@ import wasmtime.component as wc
 
 from hatch_wasm_oci.errors import ComponentError, ComponentTrap, UnknownExportError, ValueTypeError
 from hatch_wasm_oci.runtime import marshal
-from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, engine
+from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, deadline_ticks, engine
 from hatch_wasm_oci.runtime.store import RegistryOptions
 from hatch_wasm_oci.runtime.target import Artifact, resolve
 from hatch_wasm_oci.runtime.types import FunctionType
@@ -54,6 +54,8 @@ class WasiOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     dirs: Sequence[tuple[str, str]] = ()  # (host path, guest path)
     stdin: bool = False
+    #: Seconds each call (or a command) may run before it is interrupted; None: no limit.
+    timeout: float | None = None
 
     def config(self, stderr: StderrTail) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -162,8 +164,13 @@ def trap_message(exc: BaseException) -> str:
     return lines[-1]
 
 
-def trap_error(where: str, exc: BaseException, stderr: str) -> ComponentTrap:
-    message = f"{where} trapped: {trap_message(exc)}"
+def trap_error(
+    where: str, exc: BaseException, stderr: str, timeout: float | None = None
+) -> ComponentTrap:
+    trap = trap_message(exc)
+    if timeout is not None and trap.endswith("wasm trap: interrupt"):
+        return ComponentTrap(f"{where} timed out after {timeout:g} s (--timeout)")
+    message = f"{where} trapped: {trap}"
     exception, hint = guest_failure(stderr)
     if exception:
         message += f" (the guest raised {exception})"
@@ -333,6 +340,7 @@ class LoadedComponent:
             raise UnknownExportError(f"{self.source}: {export.full_name} is not a function")
         params = export.type.params
         lowered = [marshal.lower(v, t) for v, (_, t) in zip(values, params, strict=True)]
+        store.set_epoch_deadline(deadline_ticks(self._wasi.timeout))
         try:
             result = func(store, *lowered)
             func.post_return(store)
@@ -342,7 +350,9 @@ class LoadedComponent:
             raise GuestExit(export.full_name, exc.code) from None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             self._instance = self._store = None  # a trapped instance cannot be entered again
-            raise trap_error(export.full_name, exc, self._stderr.take()) from None
+            raise trap_error(
+                export.full_name, exc, self._stderr.take(), self._wasi.timeout
+            ) from None
         self._stderr.take()
         return None if export.type.result is None else marshal.lift(result, export.type.result)
 
@@ -449,6 +459,7 @@ def instantiate_component(
     linker.add_wasip2()
     store = wasmtime.Store(engine())
     store.set_wasi(wasi.config(stderr))
+    store.set_epoch_deadline(deadline_ticks(wasi.timeout))
     if any(name.startswith("wasi:http/") for name in imports):
         linker.add_wasi_http()
         store.set_wasi_http()
@@ -479,10 +490,12 @@ def load(
     offline: bool = False,
     plain_http: bool = False,
     ca_file: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
 ) -> LoadedComponent:
     """Load a component from a ``.wasm``, an OCI layout (``DIR[:TAG]``) or a registry reference.
 
-    ``env`` and ``dirs`` (host path -> guest path) are all the guest sees of the host.
+    ``env`` and ``dirs`` (host path -> guest path) are all the guest sees of the host;
+    ``timeout`` (seconds) interrupts a call that runs longer (ComponentTrap).
     Registry references use the same credentials as ``pull``; their blobs are kept in the
     local content store, and compiled code in the compiled cache.
     """
@@ -492,5 +505,5 @@ def load(
         offline=offline,
     )
     artifact = resolve(target, options)
-    wasi = WasiOptions(env=dict(env or {}), dirs=list((dirs or {}).items()))
+    wasi = WasiOptions(env=dict(env or {}), dirs=list((dirs or {}).items()), timeout=timeout)
     return LoadedComponent(artifact, wasi)

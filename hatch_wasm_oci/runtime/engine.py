@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import math
 import platform
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,17 +30,46 @@ from hatch_wasm_oci.files.cache_home import enabled_cache_root
 
 MAGIC = b"hatch-wasm-oci compiled v1\n"
 # Every engine setting this module changes from wasmtime's defaults (part of the cache key).
-ENGINE_SETTINGS = "defaults"
+ENGINE_SETTINGS = "epoch-interruption"
+TICK_SECONDS = 0.1
+NO_DEADLINE = 1 << 62  # ticks: never reached
 
 _engine: wasmtime.Engine | None = None
+_ticker: threading.Thread | None = None
+_ticker_lock = threading.Lock()
 
 
 def engine() -> wasmtime.Engine:
     """The process-wide engine (one engine shares compiled code between loads)."""
     global _engine
     if _engine is None:
-        _engine = wasmtime.Engine(wasmtime.Config())
+        config = wasmtime.Config()
+        config.epoch_interruption = True
+        _engine = wasmtime.Engine(config)
     return _engine
+
+
+def deadline_ticks(timeout: float | None) -> int:
+    """The epoch deadline for a store that may run ``timeout`` seconds (None: no limit).
+
+    The first timeout starts a daemon thread that advances the engine's epoch every
+    ``TICK_SECONDS``; a store past its deadline traps with ``interrupt``.
+    """
+    global _ticker
+    if timeout is None:
+        return NO_DEADLINE
+    with _ticker_lock:
+        if _ticker is None:
+            eng = engine()
+
+            def tick() -> None:
+                while True:
+                    time.sleep(TICK_SECONDS)
+                    eng.increment_epoch()
+
+            _ticker = threading.Thread(target=tick, name="wasm-epoch", daemon=True)
+            _ticker.start()
+    return max(1, math.ceil(timeout / TICK_SECONDS))
 
 
 def wasmtime_version() -> str:
