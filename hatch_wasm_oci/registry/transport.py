@@ -131,7 +131,16 @@ class _Watched:
 
 
 class _HTTPConnection(_Watched, HTTPConnection):
-    pass
+    def request(
+        self, method: str, url: str, body: Any = None, headers: Any = None, **kw: Any
+    ) -> None:
+        if isinstance(body, FileBody) and hasattr(os, "sendfile"):
+            # Plain HTTP: the headers through urllib3 (Content-Length is set), then the bytes
+            # straight from the file with sendfile, not copied through Python.
+            super().request(method, url, None, headers, **kw)
+            body.send_to(self.sock)
+            return
+        super().request(method, url, body, headers, **kw)
 
 
 class _HTTPSConnection(_Watched, HTTPSConnection):
@@ -197,6 +206,23 @@ class FileBody:
         if self.on_sent is not None:
             self.on_sent(len(block))
         return block
+
+    def send_to(self, sock: socket.socket) -> None:
+        """Send the bytes with ``sendfile`` in 1 MiB steps (LocalFileError if the file ends
+        early)."""
+        done = 0
+        while done < self.length:
+            step = min(BLOCK, self.length - done)
+            sent = sock.sendfile(self._file, self.offset + done, step)
+            if sent < step:
+                raise LocalFileError(
+                    f"{self.path} became shorter while it was being uploaded "
+                    f"({done + sent} of {self.length} bytes sent)"
+                )
+            done += sent
+            self._left -= sent
+            if self.on_sent is not None:
+                self.on_sent(sent)
 
     def close(self) -> None:
         """Close the file."""
