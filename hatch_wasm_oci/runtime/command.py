@@ -52,8 +52,13 @@ def run_command(artifact: Artifact, wasi: WasiOptions) -> int:
 
 
 def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
+    interruptible = wasi.timeout is not None
     module: wasmtime.Module = compile_binary(
-        artifact.wasm, artifact.digest, component=False, cache=cache_root()
+        artifact.wasm,
+        artifact.digest,
+        component=False,
+        cache=cache_root(),
+        interruptible=interruptible,
     )
     for item in module.imports:
         if item.module != WASI_P1:
@@ -64,12 +69,13 @@ def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
     if not any(export.name == "_start" for export in module.exports):
         names = ", ".join(export.name for export in module.exports) or "none"
         raise ComponentError(f"{artifact.source}: a core module without _start (exports: {names})")
-    linker = wasmtime.Linker(engine())
+    linker = wasmtime.Linker(engine(interruptible))
     linker.define_wasi()
-    store = wasmtime.Store(engine())
+    store = wasmtime.Store(engine(interruptible))
     stderr = StderrTail()
     store.set_wasi(wasi.config(stderr))
-    store.set_epoch_deadline(deadline_ticks(wasi.timeout))
+    if wasi.timeout is not None:
+        store.set_epoch_deadline(deadline_ticks(wasi.timeout))
     try:
         instance = linker.instantiate(store, module)
         start = instance.exports(store)["_start"]

@@ -190,8 +190,7 @@ class _Export:
         return self.name if self.instance is None else f"{self.instance}#{self.name}"
 
 
-def _exports(component: wc.Component) -> list[_Export]:
-    eng = engine()
+def _exports(component: wc.Component, eng: wasmtime.Engine) -> list[_Export]:
     found: list[_Export] = []
     root = component.type.exports(eng)
     root_names = marshal.TypeNames([(n, e.ty) for n, e in root.items()])
@@ -310,11 +309,17 @@ class LoadedComponent:
         self.digest = artifact.digest
         self.imports = artifact.imports
         self._wasi = wasi or WasiOptions()
+        interruptible = self._wasi.timeout is not None
         self._component: wc.Component = compile_binary(
-            artifact.wasm, artifact.digest, component=True, cache=cache_root()
+            artifact.wasm,
+            artifact.digest,
+            component=True,
+            cache=cache_root(),
+            interruptible=interruptible,
         )
+        exports = _exports(self._component, engine(interruptible))
         self.functions: dict[str, ExportedFunction] = {
-            e.full_name: ExportedFunction(self, e) for e in _exports(self._component)
+            e.full_name: ExportedFunction(self, e) for e in exports
         }
         self._stderr = StderrTail()
         self._store: wasmtime.Store | None = None
@@ -340,7 +345,8 @@ class LoadedComponent:
             raise UnknownExportError(f"{self.source}: {export.full_name} is not a function")
         params = export.type.params
         lowered = [marshal.lower(v, t) for v, (_, t) in zip(values, params, strict=True)]
-        store.set_epoch_deadline(deadline_ticks(self._wasi.timeout))
+        if self._wasi.timeout is not None:
+            store.set_epoch_deadline(deadline_ticks(self._wasi.timeout))
         try:
             result = func(store, *lowered)
             func.post_return(store)
@@ -455,11 +461,13 @@ def instantiate_component(
     where: str,
 ) -> tuple[wasmtime.Store, wc.Instance]:
     """Instantiate on wasmtime's WASI 0.2 host (plus wasi:http when imported)."""
-    linker = wc.Linker(engine())
+    eng = engine(interruptible=wasi.timeout is not None)
+    linker = wc.Linker(eng)
     linker.add_wasip2()
-    store = wasmtime.Store(engine())
+    store = wasmtime.Store(eng)
     store.set_wasi(wasi.config(stderr))
-    store.set_epoch_deadline(deadline_ticks(wasi.timeout))
+    if wasi.timeout is not None:
+        store.set_epoch_deadline(deadline_ticks(wasi.timeout))
     if any(name.startswith("wasi:http/") for name in imports):
         linker.add_wasi_http()
         store.set_wasi_http()

@@ -29,38 +29,39 @@ from hatch_wasm_oci.files.atomic import replacing
 from hatch_wasm_oci.files.cache_home import enabled_cache_root
 
 MAGIC = b"hatch-wasm-oci compiled v1\n"
-# Every engine setting this module changes from wasmtime's defaults (part of the cache key).
-ENGINE_SETTINGS = "epoch-interruption"
 TICK_SECONDS = 0.1
-NO_DEADLINE = 1 << 62  # ticks: never reached
 
-_engine: wasmtime.Engine | None = None
+_engines: dict[bool, wasmtime.Engine] = {}
 _ticker: threading.Thread | None = None
 _ticker_lock = threading.Lock()
 
 
-def engine() -> wasmtime.Engine:
-    """The process-wide engine (one engine shares compiled code between loads)."""
-    global _engine
-    if _engine is None:
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        _engine = wasmtime.Engine(config)
-    return _engine
+def engine_settings(interruptible: bool) -> str:
+    """Every engine setting changed from wasmtime's defaults (part of the cache key)."""
+    return "epoch-interruption" if interruptible else "defaults"
 
 
-def deadline_ticks(timeout: float | None) -> int:
-    """The epoch deadline for a store that may run ``timeout`` seconds (None: no limit).
+def engine(interruptible: bool = False) -> wasmtime.Engine:
+    """The process-wide engine (one engine shares compiled code between loads).
 
-    The first timeout starts a daemon thread that advances the engine's epoch every
-    ``TICK_SECONDS``; a store past its deadline traps with ``interrupt``.
+    ``interruptible`` engines check an epoch deadline in compiled code (for ``--timeout``);
+    that costs compile time and code size, so only runs with a timeout use one.
     """
+    if interruptible not in _engines:
+        config = wasmtime.Config()
+        config.epoch_interruption = interruptible
+        _engines[interruptible] = wasmtime.Engine(config)
+    return _engines[interruptible]
+
+
+def deadline_ticks(timeout: float) -> int:
+    """The epoch deadline for a store of the interruptible engine that may run ``timeout``
+    seconds. The first call starts a daemon thread that advances that engine's epoch every
+    ``TICK_SECONDS``; a store past its deadline traps with ``interrupt``."""
     global _ticker
-    if timeout is None:
-        return NO_DEADLINE
     with _ticker_lock:
         if _ticker is None:
-            eng = engine()
+            eng = engine(interruptible=True)
 
             def tick() -> None:
                 while True:
@@ -84,9 +85,10 @@ def cache_root(environ: Mapping[str, str] | None = None) -> Path | None:
     return enabled_cache_root(environ)
 
 
-def cache_key(digest: str, kind: str) -> str:
+def cache_key(digest: str, kind: str, interruptible: bool = False) -> str:
     """The compiled-cache key of a binary (its digest) for this wasmtime, engine and machine."""
-    parts = [digest, kind, wasmtime_version(), ENGINE_SETTINGS, platform.machine(), sys.platform]
+    settings = engine_settings(interruptible)
+    parts = [digest, kind, wasmtime_version(), settings, platform.machine(), sys.platform]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -123,21 +125,23 @@ def _write_entry(path: Path, key: str, code: bytes | bytearray) -> None:
         pass  # a read-only or full cache only costs the next run a compile
 
 
-def compile_binary(wasm: bytes, digest: str, *, component: bool, cache: Path | None) -> Any:
+def compile_binary(
+    wasm: bytes, digest: str, *, component: bool, cache: Path | None, interruptible: bool = False
+) -> Any:
     """A compiled ``wc.Component`` (or ``wasmtime.Module``), from the cache when intact."""
     kind = "component" if component else "module"
     cls: Any = wc.Component if component else wasmtime.Module
-    key = cache_key(digest, kind)
+    key = cache_key(digest, kind, interruptible)
     entry = cache / "compiled" / f"{key}.cwasm" if cache else None
     if entry is not None:
         code = _read_entry(entry, key)
         if code is not None:
             try:
-                return cls.deserialize(engine(), code)
+                return cls.deserialize(engine(interruptible), code)
             except wasmtime.WasmtimeError:
                 pass  # intact but refused (another build of wasmtime): recompile
     try:
-        compiled = cls(engine(), wasm)
+        compiled = cls(engine(interruptible), wasm)
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ComponentError(f"wasmtime cannot compile this {kind}: {first}") from None
