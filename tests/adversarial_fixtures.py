@@ -94,14 +94,14 @@ def run_bounded(
         )
         if on_start is not None:
             on_start(proc)
-        status, usage = _wait(proc, started + timeout)
+        status, peak = _wait(proc, started + timeout)
         seconds = time.monotonic() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if status is None:
         raise AssertionError(f"still running after {timeout} s: {args}\n{stderr}")
-    return Run(status, stdout, stderr, seconds, usage.ru_maxrss * 1024)
+    return Run(status, stdout, stderr, seconds, peak)
 
 
 _PR_CAPBSET_DROP = 24
@@ -119,20 +119,39 @@ def _drop_capabilities(*caps: int) -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-def _wait(
-    proc: subprocess.Popen[bytes], deadline: float
-) -> tuple[int | None, resource.struct_rusage]:
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, int]:
+    """Wait for ``proc`` (killed at ``deadline``): (exit status or None, peak RSS in bytes).
+
+    The peak is the child's own ``VmHWM``, polled while it runs: ``wait4``'s ``ru_maxrss``
+    starts from the parent's RSS at ``fork`` (Linux carries the pre-exec high-water mark across
+    ``exec``), so late in a long pytest session it would report pytest's size. A child that
+    exits before the first poll falls back to ``ru_maxrss``.
+    """
+    polled = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage
+            return proc.returncode, polled or usage.ru_maxrss * 1024
+        polled = max(polled, _vm_hwm(proc.pid))
         if time.monotonic() > deadline:
             proc.kill()
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return None, usage
+            return None, polled or usage.ru_maxrss * 1024
         time.sleep(0.01)
+
+
+def _vm_hwm(pid: int) -> int:
+    """The peak RSS (``VmHWM``) of a running process in bytes; 0 if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
