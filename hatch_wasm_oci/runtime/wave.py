@@ -391,11 +391,12 @@ def _float(value: float, kind: str) -> str:
         return "inf" if value > 0 else "-inf"
     text = repr(value)
     if kind == "f32":
-        as_f32 = struct.unpack("<f", struct.pack("<f", value))[0]
+        exact = as_f32(value)
         for digits in range(1, 10):
-            candidate = f"{as_f32:.{digits}g}"
-            if struct.unpack("<f", struct.pack("<f", float(candidate)))[0] == as_f32:
-                text = repr(float(candidate))
+            candidate = float(f"{exact:.{digits}g}")
+            # Near the largest f32 a short candidate can round past it (3.403e38): skip it.
+            if f32_fits(candidate) and as_f32(candidate) == exact:
+                text = repr(candidate)
                 break
     if "e" in text:
         mantissa, exponent = text.split("e")
