@@ -36,6 +36,21 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PROJECT = REPO / "example-project"
+"""Where example-project's layout lands, relative to the project."""
+LAYOUT = Path("dist/wasm-oci/example_inventory-0.1.0")
+"""What example-project's call_inventory.py prints for its exports."""
+EXPECTED_CALLS = {
+    "summarize": {
+        "distinct-items": 3,
+        "low-stock": ["pear", "plum"],
+        "total-quantity": 15,
+        "total-value-cents": 645,
+    },
+    "find": {"name": "Pear", "quantity": 3, "sku": "pear", "unit-price-cents": 55},
+    "find_missing": None,
+    "reserve": {"ok": {"name": "Apple", "quantity": 7, "sku": "apple", "unit-price-cents": 40}},
+    "reserve_too_many": {"err": "only 3 of pear in stock, 10 requested"},
+}
 HATCH = Path(sys.executable).with_name("hatch")
 CONSTRAINTS_FILE = "constraints.txt"
 #: Build-environment packages pinned to the versions of this test environment.
@@ -281,3 +296,17 @@ def example_project_run(
 def example_project_build(example_project_run: HatchRun) -> Path:
     """The built copy of example-project (its layout is under ``dist/wasm-oci/``)."""
     return example_project_run.project
+
+
+def call_inventory(path: Path) -> dict[str, object]:
+    """Run example-project's own wasmtime-py script against ``path``; its parsed JSON."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE_PROJECT / "call_inventory.py"), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, object] = json.loads(result.stdout)
+    return parsed

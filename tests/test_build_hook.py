@@ -16,13 +16,14 @@ import pytest
 from hatch_wasm_oci.plugin.build_hook import STAGING_PREFIX, remove_stale_staging
 from tests.hatch_fixtures import (
     EXAMPLE_PROJECT,
+    EXPECTED_CALLS,
     blob,
+    call_inventory,
     layout_dirs,
     manifest_of,
     run_hatch,
     write_prebuilt_project,
 )
-from tests.test_example_project import EXPECTED_CALLS, call_inventory
 
 pytestmark = pytest.mark.slow
 

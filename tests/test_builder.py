@@ -33,20 +33,11 @@ from tests.hatch_fixtures import (
     write_prebuilt_project,
     write_project,
 )
-from tests.wasm_fixtures import TINY_CORE_WAT, TINY_WIT, wasm_tools, wit_world
+from tests.wasm_fixtures import TINY_COMMAND, TINY_CORE_WAT, TINY_WIT, wasm_tools, wit_world
 
 TARGET = "tool.hatch.build.targets.wasm-oci"
 
 # A real command producing a component with wasm-tools (parse, embed, new) through the shell.
-TINY_COMMAND = (
-    "mkdir -p build && wasm-tools parse tiny.wat -o build/core.wasm"
-    " && wasm-tools component embed --world tiny wit/tiny.wit build/core.wasm"
-    " -o build/embedded.wasm"
-    " && wasm-tools component new build/embedded.wasm -o build/tiny.wasm"
-    " && echo made the tiny component"
-)
-
-
 def run_tiny(path: Path) -> tuple[int, int]:
     """Instantiate the tiny component with host ``factor() = 3``; return (add(2, 3), scale(7))."""
     engine = wasmtime.Engine()

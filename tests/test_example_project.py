@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.hatch_fixtures import (
-    EXAMPLE_PROJECT,
+    EXPECTED_CALLS,
+    LAYOUT,
     HatchRun,
     blob,
+    call_inventory,
     copy_project,
     layout_dirs,
     manifest_of,
@@ -24,19 +26,6 @@ from tests.wasm_fixtures import wasm_tools, wit_world
 
 pytestmark = pytest.mark.slow
 
-LAYOUT = Path("dist/wasm-oci/example_inventory-0.1.0")
-EXPECTED_CALLS = {
-    "summarize": {
-        "distinct-items": 3,
-        "low-stock": ["pear", "plum"],
-        "total-quantity": 15,
-        "total-value-cents": 645,
-    },
-    "find": {"name": "Pear", "quantity": 3, "sku": "pear", "unit-price-cents": 55},
-    "find_missing": None,
-    "reserve": {"ok": {"name": "Apple", "quantity": 7, "sku": "apple", "unit-price-cents": 40}},
-    "reserve_too_many": {"err": "only 3 of pear in stock, 10 requested"},
-}
 EXPECTED_ANNOTATIONS = {
     "org.opencontainers.image.title": "example-inventory",
     "org.opencontainers.image.version": "0.1.0",
@@ -52,20 +41,6 @@ EXPECTED_ANNOTATIONS = {
     "org.opencontainers.image.documentation": "https://example.com/inventory/docs",
     "org.opencontainers.image.created": "2020-02-02T00:00:00Z",
 }
-
-
-def call_inventory(path: Path) -> dict[str, object]:
-    """Run example-project's own wasmtime-py script against ``path``; its parsed JSON."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLE_PROJECT / "call_inventory.py"), str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    parsed: dict[str, object] = json.loads(result.stdout)
-    return parsed
 
 
 def test_build_writes_one_layout_and_prints_its_path(

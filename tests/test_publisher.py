@@ -14,7 +14,7 @@ import pytest
 
 from hatch_wasm_oci.oci.layout_reader import OciLayout, find_layouts
 from tests.fault_proxy import FaultProxy
-from tests.hatch_fixtures import run_hatch, write_prebuilt_project
+from tests.hatch_fixtures import EXPECTED_CALLS, call_inventory, run_hatch, write_prebuilt_project
 from tests.registry_fixtures import (
     RegistryServer,
     clean_env,
@@ -25,7 +25,6 @@ from tests.registry_fixtures import (
     unique_repo,
     user_env,
 )
-from tests.test_example_project import EXPECTED_CALLS, call_inventory
 
 HATCH = Path(sys.executable).with_name("hatch")
 TARGET = "tool.hatch.build.targets.wasm-oci"

@@ -363,8 +363,7 @@ def test_a_python_syntax_error_through_hatch_names_the_app_file_and_line(
 
 
 def test_reproduce_says_reproducible_for_a_command_source(tmp_path: Path) -> None:
-    from tests.test_builder import TINY_COMMAND
-    from tests.wasm_fixtures import TINY_CORE_WAT, TINY_WIT
+    from tests.wasm_fixtures import TINY_COMMAND, TINY_CORE_WAT, TINY_WIT
 
     project = write_project(
         tmp_path / "tiny",

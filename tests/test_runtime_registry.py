@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from hatch_wasm_oci.oci.media_types import MANIFEST
-from tests.hatch_fixtures import manifest_of
+from tests.hatch_fixtures import LAYOUT, manifest_of
 from tests.registry_fixtures import RegistryServer, clean_env, plain_push, run_cli, unique_repo
-from tests.test_example_project import LAYOUT
 
 pytestmark = pytest.mark.slow
 

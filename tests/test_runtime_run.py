@@ -21,8 +21,8 @@ from hatch_wasm_oci.runtime import engine as engine_module
 from hatch_wasm_oci.runtime.component import LoadedComponent, load
 from hatch_wasm_oci.runtime.engine import MAGIC, cache_key, compile_binary
 from hatch_wasm_oci.runtime.values import Err, Ok, Some, Variant
-from tests.test_runtime_wave import _values
 from tests.wasm_fixtures import wasm_tools
+from tests.wave_strategies import wit_values
 
 ECHO = "acme:values/echo@0.1.0"
 
@@ -383,7 +383,7 @@ def test_random_values_survive_the_round_trip_through_wasmtime(
         "echo-char",
     ):
         function = values.function(name)
-        args = [data.draw(_values(ty)) for _, ty in function.type.params]
+        args = [data.draw(wit_values(ty)) for _, ty in function.type.params]
         result = function(*args)
         expected = args[0] if len(args) == 1 else tuple(args)
         assert result == expected, (name, args)

@@ -10,10 +10,15 @@ import pytest
 
 from tests.hatch_fixtures import layout_dirs, run_hatch, write_project
 from tests.registry_fixtures import RegistryServer, run_cli, start_registry
-from tests.test_wit_fetch import APP_WIT, make_project
 from tests.wasm_fixtures import WASI_VERSION
-from tests.wit_registry import *  # noqa: F403
-from tests.wit_registry import WellKnown, default_document, push_package, wkg_env
+from tests.wit_registry import (
+    APP_WIT,
+    WellKnown,
+    default_document,
+    make_project,
+    push_package,
+    wkg_env,
+)
 
 pytestmark = pytest.mark.slow
 

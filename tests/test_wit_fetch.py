@@ -17,29 +17,13 @@ from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.fetch import FetchResult, Mode, fetch_dependencies
 from tests.registry_fixtures import RegistryServer
 from tests.wasm_fixtures import WASI_VERSION, wasm_tools
-from tests.wit_registry import *  # noqa: F403
-from tests.wit_registry import WellKnown, default_document, wkg_config_text, wkg_env
-
-APP_WIT = f"""\
-package acme:app@0.1.0;
-
-interface api {{
-  use wasi:http/types@{WASI_VERSION}.{{method}};
-
-  describe: func(m: method) -> string;
-}}
-
-world app {{
-  include wasi:cli/imports@{WASI_VERSION};
-  export api;
-}}
-"""
-
-
-def make_project(root: Path, wit: str = APP_WIT) -> Path:
-    (root / "wit").mkdir(parents=True)
-    (root / "wit" / "world.wit").write_text(wit)
-    return root / "wit"
+from tests.wit_registry import (
+    WellKnown,
+    default_document,
+    make_project,
+    wkg_config_text,
+    wkg_env,
+)
 
 
 def fetch(

@@ -12,10 +12,8 @@ from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.package import build_wit_package
 from tests.hatch_fixtures import EXAMPLE_PROJECT, blob, copy_project, manifest_of, run_hatch
 from tests.registry_fixtures import RegistryServer, run_cli
-from tests.test_wit_fetch import make_project
 from tests.wasm_fixtures import wasm_tools, wit_world
-from tests.wit_registry import *  # noqa: F403
-from tests.wit_registry import WellKnown, wkg_env
+from tests.wit_registry import WellKnown, make_project, wkg_env
 
 pytestmark = pytest.mark.slow
 

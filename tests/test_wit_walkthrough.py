@@ -10,7 +10,6 @@ import pytest
 from tests.hatch_fixtures import layout_dirs, run_hatch, write_project
 from tests.registry_fixtures import RegistryServer, run_cli
 from tests.wasm_fixtures import WASI_VERSION
-from tests.wit_registry import *  # noqa: F403
 from tests.wit_registry import WellKnown, wkg_env
 
 pytestmark = pytest.mark.slow

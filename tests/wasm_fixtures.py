@@ -283,6 +283,14 @@ TINY_CORE_WAT = """\
     i32.mul))
 """
 
+TINY_COMMAND = (  # builds build/tiny.wasm from tiny.wat and wit/tiny.wit
+    "mkdir -p build && wasm-tools parse tiny.wat -o build/core.wasm"
+    " && wasm-tools component embed --world tiny wit/tiny.wit build/core.wasm"
+    " -o build/embedded.wasm"
+    " && wasm-tools component new build/embedded.wasm -o build/tiny.wasm"
+    " && echo made the tiny component"
+)
+
 CORE_MODULE_WAT = """\
 (module
   (import "wasi_snapshot_preview1" "fd_write"

@@ -233,3 +233,26 @@ def wkg_env(well_known: WellKnown, home: Path, config: str | None = None) -> dic
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """Run a command, output captured."""
     return subprocess.run(args, capture_output=True, text=True, check=False, timeout=120)
+
+
+APP_WIT = f"""\
+package acme:app@0.1.0;
+
+interface api {{
+  use wasi:http/types@{WASI_VERSION}.{{method}};
+
+  describe: func(m: method) -> string;
+}}
+
+world app {{
+  include wasi:cli/imports@{WASI_VERSION};
+  export api;
+}}
+"""
+
+
+def make_project(root: Path, wit: str = APP_WIT) -> Path:
+    """A project whose ``wit/world.wit`` is ``wit``; its ``wit`` directory."""
+    (root / "wit").mkdir(parents=True)
+    (root / "wit" / "world.wit").write_text(wit)
+    return root / "wit"
