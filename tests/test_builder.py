@@ -752,3 +752,33 @@ def test_pack_target_is_verified_against_wit(tiny_component: Path, tmp_path: Pat
         "hatch-wasm-oci: --target: no WIT to check world acme:tiny/tiny@0.1.0 against "
         "(put it in wit/, dependencies in wit/deps/)\n"
     )
+
+
+def test_a_license_text_that_is_not_spdx_is_left_out_with_a_notice(
+    tmp_path: Path, tiny_component: Path
+) -> None:
+    """PEP 621 allows ``license = {text = "..."}`` with any text; the licenses annotation must
+    be an SPDX expression, so such text is left out (with a notice), not a failed build. A text
+    that is an SPDX expression is kept."""
+    from hatch_wasm_oci.build.pipeline import build_artifact
+    from hatch_wasm_oci.build.settings import parse_settings
+
+    (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
+    settings = parse_settings({"path": "c.wasm"}, root=tmp_path)
+    cases = (("Proprietary, all rights reserved", None), ("MIT OR Apache-2.0", "MIT OR Apache-2.0"))
+    for text, expected in cases:
+        logs: list[str] = []
+        built = build_artifact(
+            settings,
+            root=tmp_path,
+            project={"name": "t", "license": {"text": text}},
+            name="t",
+            version="1.0.0",
+            out_dir=tmp_path / "dist" / text[:3],
+            log=logs.append,
+            waiting=lambda _m: None,
+        )
+        manifest = json.loads(blob(built.pack.layout, built.pack.manifest.digest).read_bytes())
+        assert manifest["annotations"].get("org.opencontainers.image.licenses") == expected
+        notices = [line for line in logs if "not an SPDX license expression" in line]
+        assert len(notices) == (1 if expected is None else 0), logs

@@ -173,9 +173,23 @@ def artifact_annotations(
     root: Path,
     version: str,
     created: str,
+    log: Log = print,
 ) -> dict[str, str]:
-    """Derived ``[project]`` annotations, git revision and created; the user's table wins."""
-    derived = pa.project_annotations(project, version=version)
+    """Derived ``[project]`` annotations, git revision and created; the user's table wins.
+
+    A derived value the image spec rejects (``license = {text = "Proprietary"}`` is valid
+    ``[project]`` metadata but no SPDX expression; a relative URL) is left out with a notice:
+    the project is not wrong, the annotation would be. The user's own table is not filtered.
+    """
+    from hatch_wasm_oci.oci.annotations import annotation_problems
+
+    derived: dict[str, str] = {}
+    for key, value in pa.project_annotations(project, version=version).items():
+        problems = annotation_problems({key: value})
+        if problems:
+            log(f"Leaving {key} out of the annotations: {problems[0]}")
+        else:
+            derived[key] = value
     revision = pa.git_revision(root)
     if revision:
         derived[pa.REVISION] = revision
@@ -331,7 +345,7 @@ def build_artifact(
     created = created_timestamp(environ) if reproducible else _now()
     base = layout_name(name, version)
     annotations = artifact_annotations(
-        settings, project, root=root, version=version, created=created
+        settings, project, root=root, version=version, created=created, log=log
     )
 
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-") as work_name:
