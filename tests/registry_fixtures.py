@@ -361,6 +361,16 @@ def skopeo_raw(server: RegistryServer, ref: str) -> bytes:
     return result.stdout
 
 
+def skopeo_copy(layout: Path, tag: str, server: RegistryServer, ref: str) -> None:
+    """Copy ``layout``'s manifest ``tag`` to ``ADDRESS/ref`` with skopeo (plain HTTP registry),
+    manifest bytes unchanged: how tests put artifacts our own push refuses into a registry."""
+    args = ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}"]
+    args.append(f"docker://{server.address}/{ref}")
+    result = subprocess.run(args, capture_output=True, check=False, timeout=120)
+    if result.returncode != 0:
+        raise AssertionError(f"skopeo copy failed: {result.stderr.decode(errors='replace')}")
+
+
 def _cert_dir(ca: Path) -> Path:
     directory = ca.parent / "skopeo-certs"
     directory.mkdir(exist_ok=True)

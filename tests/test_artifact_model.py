@@ -22,6 +22,7 @@ from tests.registry_fixtures import (
     plain_pull,
     plain_push,
     run_cli,
+    skopeo_copy,
     skopeo_tags,
     unique_repo,
 )
@@ -201,8 +202,13 @@ def test_verify_and_pull_reject_the_same_with_the_same_message(
     if name in REGISTRY_REFUSES:
         return
     repo = unique_repo(name)
+    # push refuses it too, in the same words, before contacting the registry ...
     pushed = plain_push(layout, f"{registry_anon.address}/{repo}:t", env)
-    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.returncode == 2
+    assert message in pushed.stderr
+    assert skopeo_tags(registry_anon, repo) == []
+    # ... so an independent tool puts it there, for pull to meet it
+    skopeo_copy(layout, "t", registry_anon, f"{repo}:t")
     out = tmp_path / "out"
     pulled = plain_pull(f"{registry_anon.address}/{repo}:t", out, env)
     assert pulled.returncode == 2
@@ -551,7 +557,10 @@ def test_bad_annotation_values_fail_pack_verify_and_pull_alike(
     # pull refuses what verify would refuse of the layout it writes, in the same words
     repo = unique_repo(key.replace(".", "-"))
     pushed = plain_push(layout, f"{registry.address}/{repo}:{tag}", env)
-    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.returncode == 2
+    assert f"annotation {full}" in pushed.stderr and message in pushed.stderr
+    assert skopeo_tags(registry, repo) == []
+    skopeo_copy(layout, tag, registry, f"{repo}:{tag}")
     pulled = plain_pull(f"{registry.address}/{repo}:{tag}", tmp_path / "pulled", env)
     assert pulled.returncode == 2
     assert f"annotation {full}" in pulled.stderr and message in pulled.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +158,20 @@ class OciLayout:
             if desc.media_type != media_types.MANIFEST:
                 problems.append(f"{where}: mediaType {desc.media_type!r} is not an image manifest")
             if desc.digest not in checked:
-                checked[desc.digest] = self._manifest_problem(desc, tags_of.get(desc.digest, []))
+                checked[desc.digest] = self._problem(
+                    desc, tags_of.get(desc.digest, []), rehash=True
+                )
             if checked[desc.digest]:
                 problems.append(f"{where} ({desc.digest}): {checked[desc.digest]}")
         return problems
 
-    def _manifest_problem(self, desc: Descriptor, tags: list[str]) -> str | None:
+    def artifact_problem(self, desc: Descriptor, tags: Sequence[str]) -> str | None:
+        """How the artifact ``desc`` names breaks the Wasm OCI artifact rules (manifest,
+        annotations against ``tags``, config, layer size and head), or None. Blobs are not
+        re-hashed: push calls this before uploading (the registry checks digests)."""
+        return self._problem(desc, tags, rehash=False)
+
+    def _problem(self, desc: Descriptor, tags: Sequence[str], *, rehash: bool) -> str | None:
         try:
             manifest = self.wasm_manifest(desc)
             values = annotation_problems(manifest.annotations, tags)
@@ -173,7 +182,7 @@ class OciLayout:
             self.check_blob(layer)
             with open_regular(self.blob_path(layer.digest)) as blob:
                 check_layer_head(manifest, blob.read(LAYER_HEAD_SIZE))
-            if self.blob_digest(layer) != layer.digest:
+            if rehash and self.blob_digest(layer) != layer.digest:
                 return f"layer blob {layer.digest} does not match its digest"
         except LayoutError as exc:
             return str(exc).removeprefix(f"{self.path}: ")

@@ -210,10 +210,20 @@ def plan_push(layout: OciLayout, references: Sequence[str]) -> list[PushTarget]:
             add(ref, next(iter(manifests.values())), None)
         else:
             raise RegistryError(f"{text}: the layout has several untagged manifests; name a digest")
+    layout_tags: dict[str, list[str]] = {}
+    for tag, desc in tags.items():
+        layout_tags.setdefault(desc.digest, []).append(tag)
     blob_cache: dict[str, tuple[Descriptor, ...]] = {}
     targets = []
     for repo, desc, tag_list in wanted.values():
         if desc.digest not in blob_cache:
+            # Push refuses what verify refuses: the same rules, before any registry is contacted.
+            problem = layout.artifact_problem(desc, [*layout_tags.get(desc.digest, []), *tag_list])
+            if problem:
+                raise LayoutError(
+                    f"{layout.path}: {desc.digest}: {problem}; refused before contacting any "
+                    "registry"
+                )
             blob_cache[desc.digest] = _manifest_blobs(layout, desc)
         targets.append(PushTarget(repo, desc, tuple(tag_list), blob_cache[desc.digest]))
     return targets
