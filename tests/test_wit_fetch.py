@@ -412,3 +412,24 @@ def test_wkg_lock_entries_for_nested_packages_are_kept(
     assert [e.name for e in kept.locked] == ["wasi:http", "wasi:io"]
     fetch(wit_dir, env)
     assert lock_path.read_text() == with_io
+
+
+def test_a_package_over_the_size_cap_is_refused_before_its_layer_is_read(
+    tmp_path: Path,
+    well_known: WellKnown,
+    wit_registry: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hostile registry can describe a WIT package of any size; the manifest's layer size is
+    checked against the cap before a byte of the layer is downloaded."""
+    from hatch_wasm_oci.wit import source
+
+    monkeypatch.setattr(source, "MAX_PACKAGE_SIZE", 64)
+    env = wkg_env(well_known, tmp_path / "home")
+    wit_dir = make_project(tmp_path / "project")
+    limit = r"^wasi:\S+: .* layer of \d+ bytes is over the 64-byte limit"
+    with pytest.raises(WitError, match=limit):
+        fetch(wit_dir, env)
+    assert not (wit_dir / "deps").exists()
+    cache = Path(env["HATCH_WASM_OCI_CACHE"]) / "wit"
+    assert not any(p.is_file() for p in cache.rglob("*"))  # nothing downloaded was kept

@@ -227,11 +227,13 @@ def pull(
     ca_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     progress: Reporter | None = None,
+    max_layer_size: int | None = None,
 ) -> PullResult:
     """Pull ``reference`` into ``out_dir``: ``<title>.wasm`` and ``layout/`` (an OCI layout).
 
     An existing ``.wasm`` of that name is replaced only with ``force``. On any failure
-    ``out_dir`` is left as it was (removed if this call created it).
+    ``out_dir`` is left as it was (removed if this call created it). ``max_layer_size`` refuses
+    a layer the manifest says is larger, before any of it is downloaded.
     """
     ref = parse_reference(reference)
     if not ref.tag and not ref.digest:
@@ -248,6 +250,11 @@ def pull(
         client.reporter = progress
     client.want(ref.repository, "pull")
     data, digest, manifest = _resolve_manifest(client, ref)
+    if max_layer_size is not None and manifest.layer.size > max_layer_size:
+        raise RegistryError(
+            f"{ref}: its layer of {manifest.layer.size} bytes is over the "
+            f"{max_layer_size}-byte limit"
+        )
     out_dir = Path(out_dir)
     title = manifest.layer.annotations.get(TITLE)
     wasm_path = out_dir / wasm_file_name(title, ref.repository)

@@ -26,6 +26,9 @@ from hatch_wasm_oci.wit.semver import Version
 
 MAX_TAGS_BODY = 4 << 20
 MAX_TAG_PAGES = 20
+MAX_PACKAGE_SIZE = 16 << 20
+"""An encoded WIT package is kilobytes (all of WASI 0.2 is ~200 KiB); a registry that describes
+more is refused before its layer is downloaded."""
 
 
 def registry_environ(location: OciLocation, environ: Mapping[str, str]) -> dict[str, str]:
@@ -133,6 +136,7 @@ def pull_package(
                 plain_http=location.plain_http,
                 ca_file=ca_file,
                 environ=registry_environ(location, environ),
+                max_layer_size=MAX_PACKAGE_SIZE,
             )
         except WasmOciError as exc:
             wanted = PackageName(package.namespace, package.name, version)
