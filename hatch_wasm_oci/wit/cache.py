@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hatch_wasm_oci.files.atomic import replacing
+from hatch_wasm_oci.files.cache_home import user_cache_root
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.wit.errors import WitError
 
@@ -70,13 +71,6 @@ class BlobCache:
 
 
 def default_cache_root(environ: Mapping[str, str] | None = None) -> Path:
-    """``$HATCH_WASM_OCI_CACHE/wit``, else ``$XDG_CACHE_HOME/hatch-wasm-oci/wit`` (or
-    ``~/.cache/...``). Blobs are re-hashed on every read, so ``HATCH_WASM_OCI_NO_CACHE`` (meant
-    for compiler output) does not apply."""
-    env = os.environ if environ is None else environ
-    explicit = env.get("HATCH_WASM_OCI_CACHE", "").strip()
-    if explicit:
-        return Path(explicit).expanduser() / "wit"
-    xdg = env.get("XDG_CACHE_HOME", "").strip()
-    base = Path(xdg) if xdg else Path(env.get("HOME") or Path.home()) / ".cache"
-    return base / "hatch-wasm-oci" / "wit"
+    """``wit/`` under :func:`user_cache_root`. Blobs are re-hashed on every read, so
+    ``HATCH_WASM_OCI_NO_CACHE`` (meant for compiler output) does not apply."""
+    return user_cache_root(environ) / "wit"
