@@ -98,8 +98,10 @@ def _self_signed(directory: Path, stem: str, subject: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """A test CA and a server cert for 127.0.0.1/localhost signed by it: (ca, cert, key)."""
+def make_ca_and_server_cert(
+    directory: Path, ip: str = "127.0.0.1", dns: str | None = "localhost"
+) -> tuple[Path, Path, Path]:
+    """A test CA and a server cert for ``ip`` (and ``dns``) signed by it: (ca, cert, key)."""
     _self_signed(directory, "ca", "/CN=hatch-wasm-oci test CA")
     _openssl(
         "req",
@@ -111,12 +113,11 @@ def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
         "-out",
         "server.csr",
         "-subj",
-        "/CN=127.0.0.1",
+        f"/CN={ip}",
         cwd=directory,
     )
-    (directory / "san.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-    )
+    names = f"IP:{ip}" + (f",DNS:{dns}" if dns else "")
+    (directory / "san.ext").write_text(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
     _openssl(
         "x509",
         "-req",

@@ -29,9 +29,8 @@ import pytest
 
 from tests.registry_fixtures import (
     RegistryServer,
-    _openssl,
-    _self_signed,
     clean_env,
+    make_ca_and_server_cert,
     pack_layout,
     plain_push,
 )
@@ -130,43 +129,6 @@ class WellKnown:
         self.document, self.status = raw, status
 
 
-def _server_cert(directory: Path, ip: str) -> tuple[Path, Path, Path]:
-    ca, _ = _self_signed(directory, "ca", "/CN=hatch-wasm-oci wit test CA")
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        f"/CN={ip}",
-        cwd=directory,
-    )
-    (directory / "san.ext").write_text(f"subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        cwd=directory,
-    )
-    return ca, directory / "server.pem", directory / "server.key"
-
-
 @pytest.fixture(scope="session")
 def well_known(
     wit_registry: dict[str, str],
@@ -180,7 +142,9 @@ def well_known(
             probe.bind((WELL_KNOWN_HOST, 0))
     except OSError:
         pytest.skip(f"{WELL_KNOWN_HOST} is not a usable loopback address here")
-    ca, cert, key = _server_cert(tmp_path_factory.mktemp("well-known-pki"), WELL_KNOWN_HOST)
+    ca, cert, key = make_ca_and_server_cert(
+        tmp_path_factory.mktemp("well-known-pki"), WELL_KNOWN_HOST, dns=None
+    )
     server = _Server((WELL_KNOWN_HOST, 0), _Handler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
