@@ -19,9 +19,10 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.oci.annotations import VERSION
 from hatch_wasm_oci.oci.layout_reader import OciLayout
 from hatch_wasm_oci.registry.push import PushTarget
-from hatch_wasm_oci.registry.remote_tags import VERSION_ANNOTATION, RemoteTag
+from hatch_wasm_oci.registry.remote_tags import RemoteTag
 
 #: ``versions`` values that select every layout.
 ALL_VERSIONS = ("all", "*")
@@ -63,9 +64,9 @@ def layout_version(layout: OciLayout) -> str | None:
         except WasmOciError:
             continue
         if isinstance(annotations, Mapping) and isinstance(
-            annotations.get(VERSION_ANNOTATION), str
+            annotations.get(VERSION), str
         ):
-            return str(annotations[VERSION_ANNOTATION])
+            return str(annotations[VERSION])
     _, dash, version = layout.path.name.rpartition("-")
     return version if dash and version else None
 

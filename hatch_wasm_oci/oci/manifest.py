@@ -23,6 +23,8 @@ WASM_PLATFORMS = (
     Platform(mt.ARCHITECTURE, mt.MODULE_OS),
 )
 INDEX_MEDIA_TYPES = (mt.INDEX, mt.DOCKER_MANIFEST_LIST)
+MANIFEST_ACCEPT = ", ".join([mt.MANIFEST, *INDEX_MEDIA_TYPES])
+"""The ``Accept`` header for a Wasm artifact: a manifest, or an index that lists one."""
 
 
 def _document(data: bytes, what: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from hatch_wasm_oci.oci.annotations import TITLE, annotation_problems
 from hatch_wasm_oci.oci.artifact import LAYER_HEAD_SIZE, check_layer_head, parse_config_of
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout import LayoutWriter
-from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES, ImageIndex, WasmManifest, is_index
+from hatch_wasm_oci.oci.manifest import MANIFEST_ACCEPT, ImageIndex, WasmManifest, is_index
 from hatch_wasm_oci.registry.client import Backoff, RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.errors import registry_codes
@@ -39,8 +39,6 @@ _WINDOWS_DEVICES = frozenset(
     + [f"{p}{n}" for p in ("COM", "LPT") for n in "123456789"]
 )
 LAYOUT_DIR_NAME = "layout"
-# A Wasm artifact is an OCI manifest; a tag may also hold an index that lists one.
-ACCEPT = ", ".join([mt.MANIFEST, *INDEX_MEDIA_TYPES])
 
 
 @dataclass(frozen=True)
@@ -133,7 +131,7 @@ def _get_manifest(client: RegistryClient, ref: Reference, action: str) -> tuple[
         repository=repo,
         action=action,
         what="manifest",
-        headers={"Accept": ACCEPT},
+        headers={"Accept": MANIFEST_ACCEPT},
     )
     if response.status_code == 404:
         codes = {code for code, _ in registry_codes(response.content)}

@@ -9,14 +9,12 @@ from dataclasses import dataclass
 from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
 from hatch_wasm_oci.oci import media_types as mt
-from hatch_wasm_oci.oci.manifest import INDEX_MEDIA_TYPES
+from hatch_wasm_oci.oci.annotations import VERSION
+from hatch_wasm_oci.oci.manifest import MANIFEST_ACCEPT
 from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
 from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.push import PushOptions
 from hatch_wasm_oci.registry.reference import Reference
-
-VERSION_ANNOTATION = "org.opencontainers.image.version"
-_ACCEPT = ", ".join([mt.MANIFEST, *INDEX_MEDIA_TYPES])
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ def remote_tags(
             repository=repo,
             action=action,
             what="manifest",
-            headers={"Accept": _ACCEPT},
+            headers={"Accept": MANIFEST_ACCEPT},
         )
         if response.status_code == 404:
             response.close()
@@ -73,9 +71,9 @@ def remote_tags(
             document = parse_json_object(data, "manifest", mt.MAX_DOCUMENT_SIZE)
             annotations = document.get("annotations")
             if isinstance(annotations, dict) and isinstance(
-                annotations.get(VERSION_ANNOTATION), str
+                annotations.get(VERSION), str
             ):
-                version = annotations[VERSION_ANNOTATION]
+                version = annotations[VERSION]
         except JsonInputError:
             pass
         found[tag] = RemoteTag(tag, "sha256:" + hashlib.sha256(data).hexdigest(), version)
