@@ -148,7 +148,7 @@ def main() -> None:
                 finally:
                     spent.append(time.perf_counter() - start)
 
-            wt.run = timed  # type: ignore[assignment]
+            wt.run = timed
             best = None
             for _ in range(args.rounds):
                 spent.clear()
@@ -164,7 +164,7 @@ def main() -> None:
                 total = time.perf_counter() - start
                 if best is None or total < best[0]:
                     best = (total, sum(spent), len(spent))
-            wt.run = original  # type: ignore[assignment]
+            wt.run = original
             assert best is not None
             total, tools, calls = best
             own = total - tools

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_wasm_oci.oci import config as oci_config
-from hatch_wasm_oci.oci.layout import TITLE, Descriptor, LayoutWriter
+from hatch_wasm_oci.oci.annotations import TITLE
+from hatch_wasm_oci.oci.descriptor import Descriptor
+from hatch_wasm_oci.oci.layout import LayoutWriter
 from hatch_wasm_oci.oci.layout_reader import OciLayout
 
 MEMORY_BUDGET = 256 << 20

@@ -251,11 +251,11 @@ class FakeRegistry:
                     return
                 name, kind, ref = match["name"], match["kind"], match["ref"]
                 if kind == "blobs":
-                    data = fake.blobs.get(ref)
-                    if data is None:
+                    stored = fake.blobs.get(ref)
+                    if stored is None:
                         self._json(404, '{"errors":[{"code":"BLOB_UNKNOWN"}]}')
                     else:
-                        self.reply(Reply(200, {"Docker-Content-Digest": ref}, data))
+                        self.reply(Reply(200, {"Docker-Content-Digest": ref}, stored))
                     return
                 if self.command == "PUT":
                     digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -268,10 +268,10 @@ class FakeRegistry:
                 if found is None:
                     self._json(404, '{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
                     return
-                data, media = found
-                digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                manifest, media = found
+                digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
                 self.reply(
-                    Reply(200, {"Content-Type": media, "Docker-Content-Digest": digest}, data)
+                    Reply(200, {"Content-Type": media, "Docker-Content-Digest": digest}, manifest)
                 )
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle

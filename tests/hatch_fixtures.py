@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ EXAMPLE_PROJECT = REPO / "example-project"
 """Where example-project's layout lands, relative to the project."""
 LAYOUT = Path("dist/wasm-oci/example_inventory-0.1.0")
 """What example-project's call_inventory.py prints for its exports."""
-EXPECTED_CALLS = {
+EXPECTED_CALLS: dict[str, Any] = {
     "summarize": {
         "distinct-items": 3,
         "low-stock": ["pear", "plum"],
@@ -267,7 +268,7 @@ def layout_dirs(project: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
 
 
-def manifest_of(layout: Path, tag: str) -> tuple[dict[str, object], bytes]:
+def manifest_of(layout: Path, tag: str) -> tuple[dict[str, Any], bytes]:
     """The manifest (parsed and raw bytes) that ``tag`` names in ``layout``'s index.json."""
     index = json.loads((layout / "index.json").read_text())
     for entry in index["manifests"]:

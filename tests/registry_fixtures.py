@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from hatch_wasm_oci.oci.layout import PackResult, pack
-from tests.padding import leb128
+from hatch_wasm_oci.wasm.leb128 import encode_u32 as leb128
 
 if TYPE_CHECKING:
     from tests.token_server import TokenServer

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hatch_wasm_oci.errors import LayoutError
 from hatch_wasm_oci.oci.layout import pack
 from hatch_wasm_oci.registry import pull as pull_module
 from tests.adversarial_fixtures import (
@@ -148,7 +149,7 @@ def test_pull_failing_at_the_last_step_leaves_the_directory_as_it_was(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(pull_module, "place", fail)
-    with pytest.raises(pull_module.LayoutError, match="No space left on device"):
+    with pytest.raises(LayoutError, match="No space left on device"):
         pull_module.pull(f"{registry_anon.address}/{repo}:t0", out, plain_http=True, environ=env)
     assert tree(out) == before
 
@@ -301,7 +302,8 @@ def test_nested_manifest_with_a_matching_digest_is_a_one_line_error(
     layout_copy: Path, tmp_path: Path
 ) -> None:
     # A manifest blob whose digest matches but whose JSON is 100,000 levels deep.
-    from hatch_wasm_oci.oci.layout import Descriptor, LayoutWriter
+    from hatch_wasm_oci.oci.descriptor import Descriptor
+    from hatch_wasm_oci.oci.layout import LayoutWriter
 
     deep = nested_json(100_000)
     with LayoutWriter(layout_copy) as writer:

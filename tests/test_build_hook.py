@@ -98,10 +98,10 @@ def test_python_m_build_writes_layout_next_to_wheel_and_ships_the_component(
     assert isinstance(annotations, dict)
     assert annotations["org.opencontainers.image.title"] == "inventory-host"
     assert annotations["org.opencontainers.image.licenses"] == "MIT"
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
     assert config["component"].get("target") is None  # see test_example_project
 
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    layer = blob(layout, manifest["layers"][0]["digest"])
     with zipfile.ZipFile(dist / "inventory_host-0.3.0-py3-none-any.whl") as wheel:
         shipped = wheel.read("inventory_app/inventory.wasm")
         record = wheel.read("inventory_host-0.3.0.dist-info/RECORD").decode()

@@ -112,8 +112,8 @@ def test_command_source_builds_tar_tags_and_overrides(
         "org.opencontainers.image.created": "2020-02-02T00:00:00Z",
         "com.example.team": "wasm",
     }
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
+    layer = blob(layout, manifest["layers"][0]["digest"])
     imports, exports = wit_world(layer)
     assert (set(config["component"]["imports"]), set(config["component"]["exports"])) == (
         imports,
@@ -146,10 +146,10 @@ def test_prebuilt_module_path_source(
         ["skopeo", "inspect", "--raw", f"oci:{layout}:1.0.0"], capture_output=True, check=True
     )
     assert skopeo.stdout == raw
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
     assert config["os"] == "wasip1"
     assert "component" not in config
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    layer = blob(layout, manifest["layers"][0]["digest"])
     assert layer.read_bytes() == core_module.read_bytes()  # embed-metadata = false: untouched
     module = wasmtime.Module(wasmtime.Engine(), layer.read_bytes())
     assert {e.name for e in module.exports} == {"memory", "answer", "_start", "add"}
@@ -494,9 +494,9 @@ def test_build_environment_packages_are_bundled_and_stub_wasi(
     run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
     layout = only_layout(project)
     manifest, _ = manifest_of(layout, "0.2.0")
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
     assert config["component"]["target"] == "demo:bumper/bumper@0.2.0"
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    layer = blob(layout, manifest["layers"][0]["digest"])
     wasm_tools("component", "targets", project / "wit" / "bumper.wit", layer)
     imports, exports = wit_world(layer)
     assert imports == set()  # stub-wasi: no WASI imports
@@ -689,9 +689,9 @@ def test_explicit_target_the_component_does_not_target_fails_the_build(
     run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env)
     (layout,) = layout_dirs(project)
     manifest, _ = manifest_of(layout, "1.0.0")
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
     assert config["component"]["target"] == "acme:tiny/tiny@0.1.0"
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    layer = blob(layout, manifest["layers"][0]["digest"])
     wasm_tools("component", "targets", project / "wit", layer, "--world", "acme:tiny/tiny@0.1.0")
 
 

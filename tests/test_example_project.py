@@ -102,8 +102,8 @@ def test_manifest_config_and_annotations(example_project_build: Path) -> None:
 def test_config_imports_exports_match_wasm_tools(example_project_build: Path) -> None:
     layout = example_project_build / LAYOUT
     manifest, _ = manifest_of(layout, "0.1.0")
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())  # type: ignore[index]
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
+    layer = blob(layout, manifest["layers"][0]["digest"])
     imports, exports = wit_world(layer)
     assert set(config["component"]["imports"]) == imports
     assert set(config["component"]["exports"]) == exports
@@ -126,7 +126,7 @@ EMBEDDED = (
 def test_project_metadata_embedded_in_the_component(example_project_build: Path) -> None:
     layout = example_project_build / LAYOUT
     manifest, _ = manifest_of(layout, "0.1.0")
-    layer = blob(layout, manifest["layers"][0]["digest"])  # type: ignore[index]
+    layer = blob(layout, manifest["layers"][0]["digest"])
     shown = json.loads(wasm_tools("metadata", "show", "--json", layer))["component"]["metadata"]
     assert {key: shown[key] for key in EMBEDDED} == {
         "name": "example-inventory",
@@ -158,8 +158,8 @@ def test_exports_called_through_load(example_project_build: Path) -> None:
     assert stock.summarize(items, 5) == EXPECTED_CALLS["summarize"]
     assert stock.find(items=items, sku="pear") == EXPECTED_CALLS["find"]
     assert stock.find(items, "kiwi") is EXPECTED_CALLS["find_missing"] is None
-    assert stock.reserve(items[0], 5) == Ok(EXPECTED_CALLS["reserve"]["ok"])  # type: ignore[index]
-    assert stock.reserve(items[1], 10) == Err(EXPECTED_CALLS["reserve_too_many"]["err"])  # type: ignore[index]
+    assert stock.reserve(items[0], 5) == Ok(EXPECTED_CALLS["reserve"]["ok"])
+    assert stock.reserve(items[1], 10) == Err(EXPECTED_CALLS["reserve_too_many"]["err"])
 
 
 def test_cli_inspect_and_verify_accept_the_layout(example_project_build: Path) -> None:
@@ -197,7 +197,7 @@ def test_changed_app_source_recompiles(
     new, _ = manifest_of(project / LAYOUT, "0.1.0")
     assert old["layers"] != new["layers"]
     # componentize-py's output differs run to run anyway: the changed source must be inside.
-    layer = blob(project / LAYOUT, new["layers"][0]["digest"]).read_bytes()  # type: ignore[index]
+    layer = blob(project / LAYOUT, new["layers"][0]["digest"]).read_bytes()
     assert b"amount is zero" in layer and b"amount must be positive" not in layer
     assert call_inventory(project / LAYOUT) == EXPECTED_CALLS
 
@@ -216,10 +216,10 @@ def test_source_date_epoch_and_clean(
     )
     assert "Reusing the component compiled from identical inputs" in run.output
     manifest, _ = manifest_of(project / LAYOUT, "0.1.0")
-    assert manifest["annotations"]["org.opencontainers.image.created"] == (  # type: ignore[index]
+    assert manifest["annotations"]["org.opencontainers.image.created"] == (
         "2023-11-14T22:13:20Z"
     )
-    config = json.loads(blob(project / LAYOUT, manifest["config"]["digest"]).read_text())  # type: ignore[index]
+    config = json.loads(blob(project / LAYOUT, manifest["config"]["digest"]).read_text())
     assert config["created"] == "2023-11-14T22:13:20Z"
     default, _ = manifest_of(example_project_build / LAYOUT, "0.1.0")
     assert default["layers"] == manifest["layers"]  # same component bytes, different date
@@ -246,5 +246,5 @@ def test_revision_annotation_in_a_git_checkout(
     annotations = manifest["annotations"]
     assert isinstance(annotations, dict)
     assert annotations["org.opencontainers.image.revision"] == head.strip()
-    layer = blob(project / LAYOUT, manifest["layers"][0]["digest"])  # type: ignore[index]
+    layer = blob(project / LAYOUT, manifest["layers"][0]["digest"])
     assert head.strip() in wasm_tools("metadata", "show", "--json", layer)

@@ -274,6 +274,7 @@ def test_locations_resolve_without_dot_segments() -> None:
     assert (
         client.location(response) == "https://registry.test/v2/acme/app/blobs/uploads/abc?_state=s"
     )
+    assert isinstance(response.headers, HTTPHeaderDict)  # the fake's, which a test may edit
     response.headers["Location"] = "../../victim/blobs/uploads/x"
     with pytest.raises(RegistryError, match="dot segments"):
         client.location(response)

@@ -69,7 +69,7 @@ def test_run_a_registry_reference_by_tag_then_by_digest_offline(
     )
 
     # A stored blob that no longer matches its digest is fetched again, not used.
-    layer = manifest_of(layout, "0.1.0")[0]["layers"][0]["digest"]  # type: ignore[index]
+    layer = manifest_of(layout, "0.1.0")[0]["layers"][0]["digest"]
     stored_layer = store / layer.split(":")[1]
     stored_layer.write_bytes(b"\0" * stored_layer.stat().st_size)
     done = run_cli("run", f"{repo}@{digest}", "--plain-http", "--invoke", summarize, env=env)

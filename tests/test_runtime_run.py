@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import wasmtime.component as wc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hatch_wasm_oci.errors import ComponentTrap, UnknownExportError, ValueTypeError
-from hatch_wasm_oci.runtime import engine as engine_module
 from hatch_wasm_oci.runtime.component import LoadedComponent, load
 from hatch_wasm_oci.runtime.engine import MAGIC, cache_key, compile_binary
 from hatch_wasm_oci.runtime.values import Err, Ok, Some, Variant
@@ -339,9 +339,9 @@ def test_compiled_cache_is_used_and_a_bad_entry_is_rebuilt(
     good = entry.read_bytes()
     assert good.startswith(MAGIC)
 
-    real = engine_module.wc.Component
+    real = wc.Component
     with monkeypatch.context() as patched:
-        patched.setattr(engine_module.wc, "Component", type("C", (_NoCompile, real), {}))
+        patched.setattr(wc, "Component", type("C", (_NoCompile, real), {}))
         component = compile_binary(wasm, digest, component=True, cache=tmp_path)
         assert component.get_export_index("add") is not None  # deserialized from the entry
 
@@ -357,7 +357,7 @@ def test_compiled_cache_is_used_and_a_bad_entry_is_rebuilt(
     copied = tmp_path / "compiled" / f"{cache_key(other_digest, 'component')}.cwasm"
     copied.write_bytes(good)
     with monkeypatch.context() as patched:
-        patched.setattr(engine_module.wc, "Component", type("C", (_NoCompile, real), {}))
+        patched.setattr(wc, "Component", type("C", (_NoCompile, real), {}))
         with pytest.raises(AssertionError, match="compiled instead"):
             compile_binary(other, other_digest, component=True, cache=tmp_path)
 

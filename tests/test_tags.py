@@ -46,7 +46,7 @@ NO_SEMVER_FORM = [
 @pytest.mark.parametrize(("version", "tag"), SEMVER_FORMS)
 def test_versions_with_a_semver_form(version: str, tag: str) -> None:
     mapped = version_tag(version)
-    assert mapped == (tag, None)
+    assert (mapped.tag, mapped.note) == (tag, None)
     assert SEMVER.match(mapped.tag) and OCI_TAG.match(mapped.tag)
 
 

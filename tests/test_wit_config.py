@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.wit.config import config_path, load_config
+from hatch_wasm_oci.wit.config import WasmPkgConfig, config_path, load_config
 from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.names import PackageName
 
@@ -34,8 +34,8 @@ auth = "cGluZzpwb25n"
 """
 
 
-def registry(config: object, name: str) -> str | None:
-    return config.registry_for(PackageName.parse(name))  # type: ignore[attr-defined]
+def registry(config: WasmPkgConfig, name: str) -> str | None:
+    return config.registry_for(PackageName.parse(name))
 
 
 def test_precedence_and_file_location(tmp_path: Path) -> None:

@@ -36,8 +36,8 @@ def test_example_wit_package_is_built_pushed_and_fetched(
     assert "Packing the WIT package example:inventory@0.1.0" in run.output
     layout = project / "dist" / "wasm-oci" / "wit-example-inventory-0.1.0"
     manifest, _ = manifest_of(layout, "0.1.0")
-    config = json.loads(blob(layout, manifest["config"]["digest"]).read_bytes())  # type: ignore[index]
-    layer = manifest["layers"][0]  # type: ignore[index]
+    config = json.loads(blob(layout, manifest["config"]["digest"]).read_bytes())
+    layer = manifest["layers"][0]
     package = blob(layout, layer["digest"])
     # exports per wasm-tools: the package's interfaces and worlds; no imports
     imports, exports = wit_world(package)

@@ -20,7 +20,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -159,7 +159,7 @@ class TokenServer:
             payload["refresh_token"] = refresh
         return 200, payload
 
-    def _authorized_user(self, header: str | None) -> str | bool | None:
+    def _authorized_user(self, header: str | None) -> str | Literal[False] | None:
         """The user name, None for anonymous, False for wrong credentials."""
         if not header:
             return None

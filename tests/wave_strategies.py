@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from hypothesis import strategies as st
@@ -64,7 +65,7 @@ def wit_values(ty: WitType) -> st.SearchStrategy[Any]:
             return st.floats(width=32, allow_nan=False)
         if ty.kind == "f64":
             return st.floats(allow_nan=False)
-        alphabet = st.characters(blacklist_categories=("Cs",))
+        alphabet = st.characters(exclude_categories=["Cs"])
         if ty.kind == "char":
             return alphabet
         return st.text(alphabet, max_size=8)
@@ -89,7 +90,7 @@ def wit_values(ty: WitType) -> st.SearchStrategy[Any]:
             *(
                 st.just(Variant(n))
                 if t is None
-                else wit_values(t).map(lambda v, n=n: Variant(n, v))
+                else wit_values(t).map(partial(Variant, n))
                 for n, t in ty.cases
             )
         )
