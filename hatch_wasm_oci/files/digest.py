@@ -8,6 +8,8 @@ import os
 from hatch_wasm_oci.files.regular import FileInputError, open_regular
 
 CHUNK_SIZE = 1 << 20
+DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
+"""The digests this package writes and accepts (a pattern for ``re.fullmatch``)."""
 
 
 def file_digest(path: str | os.PathLike[str], size: int | None = None) -> str:

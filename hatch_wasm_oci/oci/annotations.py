@@ -7,6 +7,7 @@ same problems with the same words.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -71,7 +72,7 @@ def merge_embedded(
 
 def _tag_version(tag: str) -> Version | str | None:
     """The version a SemVer tag claims (what wkg resolves), or None for any other tag."""
-    if not SEMVER_PATTERN.fullmatch(tag):
+    if not re.fullmatch(SEMVER_PATTERN, tag):
         return None
     try:
         return Version(tag)

@@ -12,14 +12,13 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hatch_wasm_oci.errors import ArtifactError, WasmOciError
+from hatch_wasm_oci.files.digest import DIGEST_PATTERN
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
 from hatch_wasm_oci.oci import media_types as mt
-from hatch_wasm_oci.oci.descriptor import DIGEST_PATTERN
 
 if TYPE_CHECKING:
     from hatch_wasm_oci.wasm.binary import WasmInfo
@@ -34,7 +33,9 @@ ARCHITECTURE = mt.ARCHITECTURE
 # The timestamp hatchling stamps on reproducible wheels when SOURCE_DATE_EPOCH is unset.
 DEFAULT_EPOCH = 1580601600
 
-_RFC3339 = re.compile(
+# Patterns are strings matched with re.fullmatch, whose cache compiles each on first use:
+# compiling them at import cost `inspect` ~5 ms, and most runs never match them.
+_RFC3339 = (
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-](\d{2}):(\d{2}))"
 )
 # WIT identifiers: kebab-case words, each all lower- or all upper-case, optionally %-escaped.
@@ -44,8 +45,8 @@ _SEMVER = (
     r"(?:-(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*)?"
     r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
 )
-SEMVER_PATTERN = re.compile(_SEMVER)
-TARGET_PATTERN = re.compile(rf"{_WIT_ID}:{_WIT_ID}/{_WIT_ID}(?:@{_SEMVER})?")
+SEMVER_PATTERN = _SEMVER
+TARGET_PATTERN = rf"{_WIT_ID}:{_WIT_ID}/{_WIT_ID}(?:@{_SEMVER})?"
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -55,7 +56,7 @@ def canonical_json(obj: Any) -> bytes:
 
 def is_rfc3339(text: str) -> bool:
     """Whether ``text`` is an RFC 3339 date-time (``2024-05-01T12:00:00Z``, offsets, fractions)."""
-    match = _RFC3339.fullmatch(text)
+    match = re.fullmatch(_RFC3339, text)
     if not match:
         return False
     year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
@@ -69,7 +70,7 @@ def is_rfc3339(text: str) -> bool:
 
 def validate_target(target: str) -> str:
     """Return ``target`` if it names a world as ``ns:pkg/world[@version]``, else WasmOciError."""
-    if not TARGET_PATTERN.fullmatch(target):
+    if not re.fullmatch(TARGET_PATTERN, target):
         raise WasmOciError(
             f"target {target[:200]!r} is not a world name: use ns:pkg/world@version, "
             "e.g. wasi:http/proxy@0.2.0"
@@ -98,8 +99,7 @@ def created_timestamp(environ: Mapping[str, str] | None = None) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
-class Component:
+class Component(NamedTuple):
     """The config's ``component`` object: top-level import and export names, optional world."""
 
     imports: tuple[str, ...]
@@ -127,15 +127,14 @@ class Component:
         if target is not None:
             if not isinstance(target, str):
                 raise ArtifactError("component.target is neither null nor a string")
-            if not TARGET_PATTERN.fullmatch(target):
+            if not re.fullmatch(TARGET_PATTERN, target):
                 raise ArtifactError(
                     f"component.target {target[:200]!r} is not a world name (ns:pkg/world@version)"
                 )
         return cls(names["imports"], names["exports"], target)
 
 
-@dataclass(frozen=True)
-class WasmConfig:
+class WasmConfig(NamedTuple):
     """An ``application/vnd.wasm.config.v0+json`` document."""
 
     created: str
@@ -179,7 +178,7 @@ class WasmConfig:
             raise ArtifactError(f"os {str(os_name)[:80]!r} is neither wasip1 nor wasip2")
         digests = doc.get("layerDigests")
         if not isinstance(digests, list) or not all(
-            isinstance(d, str) and DIGEST_PATTERN.fullmatch(d) for d in digests
+            isinstance(d, str) and re.fullmatch(DIGEST_PATTERN, d) for d in digests
         ):
             raise ArtifactError("layerDigests is not a list of sha256 digests")
         created = doc.get("created")

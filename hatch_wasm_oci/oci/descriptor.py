@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from hatch_wasm_oci.errors import ArtifactError
-
-DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
+from hatch_wasm_oci.files.digest import DIGEST_PATTERN
 
 
 class Platform(NamedTuple):
@@ -68,7 +67,7 @@ class Descriptor:
         media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
         if not isinstance(media_type, str) or not isinstance(digest, str):
             raise ArtifactError("a descriptor lacks a string mediaType or digest")
-        if not DIGEST_PATTERN.fullmatch(digest):
+        if not re.fullmatch(DIGEST_PATTERN, digest):
             raise ArtifactError(f"unsupported or malformed digest {digest[:80]!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ArtifactError(f"descriptor {digest} has no valid size")
