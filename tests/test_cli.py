@@ -161,3 +161,19 @@ def test_usage_errors(tiny_component: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
     proc = run("verify", str(tmp_path))
     assert proc.returncode == 2 and "not an OCI image layout" in proc.stderr
+
+
+def test_each_command_parses_with_only_its_own_sub_parser() -> None:
+    """main() builds only the sub-parser of the command it runs: the table naming them must
+    cover every command of the full parser, and each reduced parser must accept its command."""
+    import argparse
+
+    from hatch_wasm_oci.cli.main import _COMMANDS, build_parser
+
+    def choices(parser: argparse.ArgumentParser) -> set[str]:
+        (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return set(sub.choices)
+
+    assert choices(build_parser()) == set(_COMMANDS)
+    for name in _COMMANDS:
+        assert name in choices(build_parser(name))
