@@ -14,11 +14,8 @@ Loopback registries (``localhost``, ``127.0.0.1``, ``[::1]``) are spoken to over
 
 from __future__ import annotations
 
-import http.client
 import shutil
-import ssl
 import tempfile
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,32 +90,27 @@ class RegistryCache:
     def _reachable(self, warn: Log) -> bool:
         """Whether the registry answers ``GET /v2/`` within :data:`CONNECT_SECONDS` (any HTTP
         status, or a TLS problem the real request will report); warns once when it does not.
-
-        Behind a proxy the registry is not probed: the proxy decides."""
+        The probe goes through the registry transport, so proxies and deadlines are its."""
         if self.unreachable:
             return False
-        host, port = self._address()
-        if _proxied(host, self._plain_http):
-            return True
-        connection_class = (
-            http.client.HTTPConnection if self._plain_http else http.client.HTTPSConnection
-        )
-        connection = connection_class(host, port, timeout=CONNECT_SECONDS)
+        from hatch_wasm_oci.registry.reference import parse_reference
+        from hatch_wasm_oci.registry.transport import Transport, TransportError
+
+        scheme = "http" if self._plain_http else "https"
+        url = f"{scheme}://{parse_reference(self.repository).api_host}/v2/"
+        transport = Transport(None, self.environ)
         try:
-            connection.request("GET", "/v2/", headers={"User-Agent": "hatch-wasm-oci"})
-            connection.getresponse().close()
-        except ssl.SSLError:
-            return True
-        except (OSError, http.client.HTTPException) as exc:
+            transport.request(
+                "GET", url, headers={"User-Agent": "hatch-wasm-oci"}, deadline=CONNECT_SECONDS
+            ).close()
+        except TransportError as exc:
+            if exc.tls is not None:
+                return True
             self.unreachable = True
-            if isinstance(exc, TimeoutError):
-                reason = f"no answer within {CONNECT_SECONDS:.0f} s"
-            else:
-                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            warn(f"Registry cache {self.repository} is unreachable ({reason}); compiling locally")
+            warn(f"Registry cache {self.repository} is unreachable ({exc}); compiling locally")
             return False
         finally:
-            connection.close()
+            transport.close()
         return True
 
     def fetch(self, key: str, compiler: str, dest: Path, *, warn: Log) -> bool:
@@ -199,11 +191,3 @@ class RegistryCache:
 def _absent(message: str) -> bool:
     """Whether a pull failed only because there is no such entry (or repository) yet."""
     return "has no manifest" in message or "NAME_UNKNOWN" in message or "HTTP 404" in message
-
-
-def _proxied(host: str, plain_http: bool) -> bool:
-    """Whether requests to ``host`` go through a proxy (``*_proxy`` variables, ``no_proxy``)."""
-    proxies = urllib.request.getproxies()
-    return bool(proxies.get("http" if plain_http else "https")) and not (
-        urllib.request.proxy_bypass(host)
-    )
