@@ -97,3 +97,32 @@ def test_bad_config_is_one_line(tmp_path: Path, text: str, expected: str) -> Non
 def test_missing_explicit_config_file(tmp_path: Path) -> None:
     with pytest.raises(WitError, match=r"WKG_CONFIG_FILE=.* does not exist"):
         load_config({"WKG_CONFIG_FILE": str(tmp_path / "nope.toml")})
+
+
+@pytest.mark.parametrize("which", ["config", "lock"])
+def test_a_fifo_in_place_of_the_config_or_the_lock_is_refused_not_waited_on(
+    tmp_path: Path, which: str
+) -> None:
+    """Opening a FIFO without a writer blocks forever: both files go through read_regular."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / ("config.toml" if which == "config" else "wkg.lock")
+    os.mkfifo(fifo)
+    call = (
+        f"load_config({{'WKG_CONFIG_FILE': {str(fifo)!r}}})"
+        if which == "config"
+        else f"read_lock({str(fifo)!r})"
+    )
+    script = (
+        "from hatch_wasm_oci.wit.config import load_config\n"
+        "from hatch_wasm_oci.wit.errors import WitError\n"
+        "from hatch_wasm_oci.wit.lock import read_lock\n"
+        f"try:\n    {call}\nexcept WitError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not a regular file" in done.stdout and str(fifo) in done.stdout

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hatch_wasm_oci.files.regular import FileInputError, read_regular
 from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.names import PackageName
 
@@ -177,17 +178,14 @@ def load_config(
     config = WasmPkgConfig()
     path = config_path(env)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_SIZE + 1)
+        data: bytes | None = read_regular(path, MAX_CONFIG_SIZE)
     except FileNotFoundError:
         if env.get(CONFIG_ENV, "").strip():
             raise WitError(f"{CONFIG_ENV}={path} does not exist") from None
         data = None
-    except OSError as exc:
-        raise WitError(f"cannot read wasm-pkg config {path}: {exc.strerror}") from None
+    except FileInputError as exc:
+        raise WitError(f"wasm-pkg config: {exc}") from None
     if data is not None:
-        if len(data) > MAX_CONFIG_SIZE:
-            raise WitError(f"{path}: larger than 1 MiB")
         try:
             parsed = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

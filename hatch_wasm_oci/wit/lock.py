@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_wasm_oci.files.atomic import atomic_write
+from hatch_wasm_oci.files.regular import FileInputError, read_regular
 from hatch_wasm_oci.wit.errors import WitError
 from hatch_wasm_oci.wit.names import PackageName
 from hatch_wasm_oci.wit.semver import Version
@@ -88,14 +89,11 @@ def read_lock(path: Path) -> list[LockedPackage]:
     """The entries of the ``wkg.lock`` at ``path`` (``[]`` when there is none)."""
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_LOCK_SIZE + 1)
+        data = read_regular(path, MAX_LOCK_SIZE)
     except FileNotFoundError:
         return []
-    except OSError as exc:
-        raise WitError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_LOCK_SIZE:
-        raise WitError(f"{path}: larger than 4 MiB")
+    except FileInputError as exc:
+        raise WitError(str(exc)) from None
     try:
         document = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
