@@ -13,16 +13,16 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from hatch_wasm_oci.build.componentize import compiler_arguments, input_key
-from hatch_wasm_oci.build.settings import COMMON_KEYS, ComponentizePySource
-from hatch_wasm_oci.build.world import (
+from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.project.componentize import compiler_arguments, input_key
+from hatch_wasm_oci.project.settings import COMMON_KEYS, ComponentizePySource
+from hatch_wasm_oci.project.world import (
     default_target,
     find_world,
     resolve,
     verify_target,
     world_name_problem,
 )
-from hatch_wasm_oci.errors import WasmOciError
 from tests.hatch_fixtures import (
     EXAMPLE_PROJECT,
     blob,
@@ -240,9 +240,9 @@ def test_a_failed_rebuild_keeps_nothing_new_and_the_old_layout(
 ) -> None:
     """In-process: failed rebuilds (a version that makes no valid tag; a source that stopped
     being Wasm) leave the earlier layout untouched and nothing new beside it."""
-    from hatch_wasm_oci.build.pipeline import BuildOutput, build_artifact
-    from hatch_wasm_oci.build.settings import parse_settings
     from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.project.pipeline import BuildOutput, build_artifact
+    from hatch_wasm_oci.project.settings import parse_settings
 
     (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
     out = tmp_path / "dist" / "wasm-oci"
@@ -556,9 +556,9 @@ def test_install_from_another_file_system_replaces_the_earlier_build(
     import os
     import tempfile
 
-    from hatch_wasm_oci.build.pipeline import build_artifact, install_artifact
-    from hatch_wasm_oci.build.settings import parse_settings
     from hatch_wasm_oci.oci.layout_reader import OciLayout
+    from hatch_wasm_oci.project.pipeline import build_artifact, install_artifact
+    from hatch_wasm_oci.project.settings import parse_settings
 
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
@@ -760,8 +760,8 @@ def test_a_license_text_that_is_not_spdx_is_left_out_with_a_notice(
     """PEP 621 allows ``license = {text = "..."}`` with any text; the licenses annotation must
     be an SPDX expression, so such text is left out (with a notice), not a failed build. A text
     that is an SPDX expression is kept."""
-    from hatch_wasm_oci.build.pipeline import build_artifact
-    from hatch_wasm_oci.build.settings import parse_settings
+    from hatch_wasm_oci.project.pipeline import build_artifact
+    from hatch_wasm_oci.project.settings import parse_settings
 
     (tmp_path / "c.wasm").write_bytes(tiny_component.read_bytes())
     settings = parse_settings({"path": "c.wasm"}, root=tmp_path)

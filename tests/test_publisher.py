@@ -480,7 +480,7 @@ def test_example_project_build_publish_pull_run(
 
 
 def test_version_order_is_pep_440() -> None:
-    from hatch_wasm_oci.build.publish_plan import newer
+    from hatch_wasm_oci.project.publish_plan import newer
 
     assert newer("0.10.0", "0.9.0")  # not string order
     assert newer("1.0", "1.0rc1") and newer("1.0.post1", "1.0") and newer("1.0", "1.0.dev4")

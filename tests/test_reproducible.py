@@ -16,7 +16,7 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from hatch_wasm_oci.build.componentize import (
+from hatch_wasm_oci.project.componentize import (
     FIXED_EPOCH,
     BuildStepError,
     componentize,
@@ -25,7 +25,7 @@ from hatch_wasm_oci.build.componentize import (
     run_step,
     sandbox_paths,
 )
-from hatch_wasm_oci.build.settings import ComponentizePySource
+from hatch_wasm_oci.project.settings import ComponentizePySource
 from hatch_wasm_oci.wasm.diff import diff, leaves, report
 from tests.hatch_fixtures import run_hatch, write_project
 from tests.registry_fixtures import clean_env, run_cli

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.build.componentize import compiler_version
-from hatch_wasm_oci.build.registry_cache import (
+from hatch_wasm_oci.project.componentize import compiler_version
+from hatch_wasm_oci.project.registry_cache import (
     COMPILER_ANNOTATION,
     CONNECT_SECONDS,
     KEY_ANNOTATION,

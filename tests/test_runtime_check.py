@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hatch_wasm_oci.build.settings import parse_settings
 from hatch_wasm_oci.errors import ConfigurationError
+from hatch_wasm_oci.project.settings import parse_settings
 from tests.hatch_fixtures import layout_dirs, run_hatch, write_prebuilt_project
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from hatch_wasm_oci.build.annotations import git_revision, metadata_fields, project_annotations
-from hatch_wasm_oci.build.settings import (
+from hatch_wasm_oci.errors import ConfigurationError
+from hatch_wasm_oci.project.annotations import git_revision, metadata_fields, project_annotations
+from hatch_wasm_oci.project.settings import (
     HOOK_TABLE,
     PUBLISH_TABLE,
     TARGET_TABLE,
@@ -21,7 +22,6 @@ from hatch_wasm_oci.build.settings import (
     parse_publish_settings,
     parse_settings,
 )
-from hatch_wasm_oci.errors import ConfigurationError
 
 T = TARGET_TABLE
 

@@ -88,8 +88,8 @@ def _parse_annotations(pairs: Sequence[str]) -> dict[str, str]:
 def _check_target(args: argparse.Namespace) -> None:
     """``--target`` only if the component targets that world (``wasm-tools component targets``
     against ``--wit``, default ``./wit``), else one line naming the first missing item."""
-    from hatch_wasm_oci.build.world import verify_target
     from hatch_wasm_oci.oci.config import validate_target
+    from hatch_wasm_oci.project.world import verify_target
 
     validate_target(args.target)  # the grammar's own one-line message first
     wit_paths = [Path(p) for p in args.wit] or ([Path("wit")] if Path("wit").is_dir() else [])

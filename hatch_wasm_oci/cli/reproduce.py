@@ -25,7 +25,7 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from hatch_wasm_oci.build.reproduce import check_reproducible
+    from hatch_wasm_oci.project.reproduce import check_reproducible
 
     def log(line: str) -> None:
         print(line, file=sys.stderr)

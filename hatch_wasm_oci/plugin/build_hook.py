@@ -36,7 +36,7 @@ from hatch_wasm_oci.plugin.builder import (
 )
 
 if TYPE_CHECKING:
-    from hatch_wasm_oci.build.pipeline import BuildOutput
+    from hatch_wasm_oci.project.pipeline import BuildOutput
 
 #: Staging directories are ``<tempdir>/hatch-wasm-oci-staging-<pid>-<random>``.
 STAGING_PREFIX = "hatch-wasm-oci-staging-"
@@ -112,8 +112,8 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
     _discard: weakref.finalize[Any, Any] | None = None
 
     def _table(self) -> str:
-        from hatch_wasm_oci.build.settings import PLUGIN_NAME
         from hatch_wasm_oci.plugin.builder import build_table
+        from hatch_wasm_oci.project.settings import PLUGIN_NAME
 
         target_hooks = self.build_config.target_config.get("hooks", {})
         if isinstance(target_hooks, dict) and PLUGIN_NAME in target_hooks:
@@ -129,7 +129,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name not in ("wheel", "sdist"):
             return  # the wasm-oci target builds the layout itself; other targets don't need it
-        from hatch_wasm_oci.build.settings import parse_settings
+        from hatch_wasm_oci.project.settings import parse_settings
 
         self._drop_staging()
         try:
@@ -171,7 +171,7 @@ class WasmOciBuildHook(BuildHookInterface[BuilderConfig]):
 
     def _install(self) -> None:
         """Move the staged layout next to the build's artifacts."""
-        from hatch_wasm_oci.build.pipeline import install_artifact
+        from hatch_wasm_oci.project.pipeline import install_artifact
 
         staged = self._staged
         assert staged is not None

@@ -2,7 +2,7 @@
 
 Writes ``dist/wasm-oci/<name>-<version>/`` (an OCI image layout holding the component) and,
 with ``tar = true``, ``dist/wasm-oci/<name>-<version>.tar``. ``hatch clean -t wasm-oci``
-removes ``dist/wasm-oci/``. A thin adapter over :mod:`hatch_wasm_oci.build.pipeline`.
+removes ``dist/wasm-oci/``. A thin adapter over :mod:`hatch_wasm_oci.project.pipeline`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from hatchling.plugin.manager import PluginManager
 from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
 
 if TYPE_CHECKING:
-    from hatch_wasm_oci.build.pipeline import BuildOutput
-    from hatch_wasm_oci.build.settings import TagFormatter, WasmOciSettings
+    from hatch_wasm_oci.project.pipeline import BuildOutput
+    from hatch_wasm_oci.project.settings import TagFormatter, WasmOciSettings
 
 OUTPUT_SUBDIR = "wasm-oci"
 
@@ -59,7 +59,7 @@ def project_settings(metadata: Any, root: Path) -> WasmOciSettings | None:
 
     ``metadata`` is hatchling's ProjectMetadata. ConfigurationError lists every problem.
     """
-    from hatch_wasm_oci.build.settings import PLUGIN_NAME, parse_settings
+    from hatch_wasm_oci.project.settings import PLUGIN_NAME, parse_settings
 
     try:
         targets = metadata.hatch.build_targets
@@ -88,7 +88,7 @@ def abort_build(app: Any, error: WasmOciError, *, context: str = "wasm-oci") -> 
 
     A failed external step's own output (componentize-py, ``command``) is shown first.
     """
-    from hatch_wasm_oci.build.componentize import BuildStepError
+    from hatch_wasm_oci.project.componentize import BuildStepError
 
     if isinstance(error, BuildStepError) and error.output.strip() and not error.streamed:
         for line in error.output.rstrip().splitlines():
@@ -183,7 +183,7 @@ def build_for_hatch(
     caller installs from later.
     An OSError becomes a one-line LayoutError.
     """
-    from hatch_wasm_oci.build.pipeline import build_artifact
+    from hatch_wasm_oci.project.pipeline import build_artifact
 
     try:
         return build_artifact(
@@ -222,7 +222,7 @@ class WasmOciBuilder(BuilderInterface[BuilderConfig, PluginManager]):
 
     def build_standard(self, directory: str, **build_data: Any) -> str:
         """Build the layout; returns its directory (Hatch prints it)."""
-        from hatch_wasm_oci.build.settings import parse_settings
+        from hatch_wasm_oci.project.settings import parse_settings
 
         build_dir = Path(directory)
         table = build_table(self.root, "targets.wasm-oci")

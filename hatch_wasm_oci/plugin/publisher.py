@@ -3,7 +3,7 @@
 Options come from, first one wins: ``hatch publish -r/--repo -u/--user -a/--auth`` (given on the
 command line), ``-o key=value``, ``[tool.hatch.publish.wasm-oci]``, Hatch's user config
 ``[publish.wasm-oci]``; ``repository`` finally falls back to the build table's. Every layer and
-the build table go through :mod:`hatch_wasm_oci.build.settings`, the parser ``hatch build``
+the build table go through :mod:`hatch_wasm_oci.project.settings`, the parser ``hatch build``
 uses, so a key is checked the same way (and named by its TOML path) at build and at publish.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 from hatch.publish.plugin.interface import PublisherInterface
 
-from hatch_wasm_oci.build.publish_plan import PublishRefused
 from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
 from hatch_wasm_oci.plugin.builder import project_settings, tag_formatter
+from hatch_wasm_oci.project.publish_plan import PublishRefused
 
 SUMMARY_NAME = "wasm-oci-publish.json"
 #: ``hatch publish`` flags the publisher reads, by click parameter name, and our option name.
@@ -70,7 +70,7 @@ class WasmOciPublisher(PublisherInterface):
 
     def _settings(self, options: dict[str, Any]) -> tuple[Any, Any]:
         """The checked publish settings and the project's (build settings, metadata)."""
-        from hatch_wasm_oci.build.settings import (
+        from hatch_wasm_oci.project.settings import (
             PUBLISH_TABLE,
             USER_PUBLISH_TABLE,
             PublishLayer,
@@ -120,7 +120,7 @@ class WasmOciPublisher(PublisherInterface):
         """The ``wit-package`` layouts (planned for their package's location) and the others."""
         import os
 
-        from hatch_wasm_oci.build.wit_package import wit_package_pushes
+        from hatch_wasm_oci.project.wit_package import wit_package_pushes
 
         build = project_settings(self.app.project.metadata, Path(self.root))
         table = build.wit_dependencies if build is not None else None
@@ -133,7 +133,9 @@ class WasmOciPublisher(PublisherInterface):
         )
 
     def _publish(self, artifacts: list[str], options: dict[str, Any]) -> None:
-        from hatch_wasm_oci.build.publish_plan import (
+        from hatch_wasm_oci.files.atomic import write_json
+        from hatch_wasm_oci.oci.layout_reader import OciLayout
+        from hatch_wasm_oci.project.publish_plan import (
             PlannedPush,
             PublishRefused,
             TagRules,
@@ -142,9 +144,7 @@ class WasmOciPublisher(PublisherInterface):
             layout_version,
             select_layouts,
         )
-        from hatch_wasm_oci.build.settings import expand_tags
-        from hatch_wasm_oci.files.atomic import write_json
-        from hatch_wasm_oci.oci.layout_reader import OciLayout
+        from hatch_wasm_oci.project.settings import expand_tags
         from hatch_wasm_oci.registry.credentials import Credentials
         from hatch_wasm_oci.registry.push import (
             PushOptions,

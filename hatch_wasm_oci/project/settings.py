@@ -445,7 +445,7 @@ def parse_settings(
 
     target = _string(config, "target", table, problems)
     if target is not None:
-        from hatch_wasm_oci.build.world import world_name_problem
+        from hatch_wasm_oci.project.world import world_name_problem
 
         problem = world_name_problem(target)
         if problem:

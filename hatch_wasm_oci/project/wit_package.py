@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatch_wasm_oci.build.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.errors import ConfigurationError
 from hatch_wasm_oci.oci.layout import PackResult, pack
 from hatch_wasm_oci.oci.layout_reader import OciLayout
+from hatch_wasm_oci.project.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.registry.push import PushOptions, PushTarget, plan_push
 from hatch_wasm_oci.wasm.binary import WasmKind, read_wasm
 from hatch_wasm_oci.wit.config import load_config

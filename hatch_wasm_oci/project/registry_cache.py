@@ -1,7 +1,7 @@
 """The compile cache in an OCI registry, so a fresh CI runner reuses the developer's component.
 
 An entry is a Wasm OCI artifact in the cache repository, tagged with the compile's input key
-(:func:`~hatch_wasm_oci.build.componentize.input_key`); its manifest annotations record that key
+(:func:`~hatch_wasm_oci.project.componentize.input_key`); its manifest annotations record that key
 and the compiler version. It is pulled (every digest verified) before compiling and pushed after.
 Every failure here is a one-line warning, never a failed build: a registry that is down, or
 accepts connections but does not answer, is noticed within :data:`CONNECT_SECONDS` and then left

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from hatch_wasm_oci.build.settings import ComponentizePySource, WasmOciSettings
+from hatch_wasm_oci.project.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.wit import wasm_tools
 from hatch_wasm_oci.wit.cache import BlobCache, default_cache_root
 from hatch_wasm_oci.wit.config import load_config

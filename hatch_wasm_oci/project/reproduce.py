@@ -10,9 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.build.componentize import Log
-from hatch_wasm_oci.build.settings import HOOK_TABLE, TARGET_TABLE, WasmOciSettings, parse_settings
 from hatch_wasm_oci.errors import ConfigurationError
+from hatch_wasm_oci.project.componentize import Log
+from hatch_wasm_oci.project.settings import (
+    HOOK_TABLE,
+    TARGET_TABLE,
+    WasmOciSettings,
+    parse_settings,
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def check_reproducible(
 ) -> ReproduceResult:
     """Build the project at ``root`` twice, as usual and from a clean compile cache (local and
     registry caches skipped), in a temporary directory; compare the results."""
-    from hatch_wasm_oci.build.pipeline import build_artifact
+    from hatch_wasm_oci.project.pipeline import build_artifact
     from hatch_wasm_oci.wasm.diff import report
 
     root = Path(root).resolve()

@@ -1,7 +1,7 @@
 """The Hatch-free build pipeline: produce the ``.wasm``, stamp its metadata, pack the OCI layout.
 
 The component comes from componentize-py, a user ``command`` or a prebuilt ``path``
-(see :mod:`hatch_wasm_oci.build.settings`). The layout is staged in a temporary directory and
+(see :mod:`hatch_wasm_oci.project.settings`). The layout is staged in a temporary directory and
 moved to ``<out_dir>/<name>-<version>/`` (plus ``<name>-<version>.tar`` with ``tar = true``)
 only once everything succeeded: a failed build leaves nothing behind.
 """
@@ -21,30 +21,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.build import annotations as pa
-from hatch_wasm_oci.build.componentize import (
+from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
+from hatch_wasm_oci.files.atomic import remove_stale, staging_prefix
+from hatch_wasm_oci.files.lock import lock_for
+from hatch_wasm_oci.oci.layout import PackResult, blob_relpath
+from hatch_wasm_oci.project import annotations as pa
+from hatch_wasm_oci.project.componentize import (
     BuildStepError,
     Log,
     componentize,
     run_step,
 )
-from hatch_wasm_oci.build.registry_cache import (
+from hatch_wasm_oci.project.registry_cache import (
     CACHE_REPOSITORY_ENV,
     RegistryCache,
     cache_repository,
     validate_cache_repository,
 )
-from hatch_wasm_oci.build.settings import (
+from hatch_wasm_oci.project.settings import (
     CommandSource,
     ComponentizePySource,
     PrebuiltSource,
     WasmOciSettings,
     wasm_path_problem,
 )
-from hatch_wasm_oci.errors import ConfigurationError, LayoutError, WasmOciError
-from hatch_wasm_oci.files.atomic import remove_stale, staging_prefix
-from hatch_wasm_oci.files.lock import lock_for
-from hatch_wasm_oci.oci.layout import PackResult, blob_relpath
 
 __all__ = [
     "BuildOutput",
@@ -146,7 +146,7 @@ def verified_target(settings: WasmOciSettings, root: Path, wasm: Path, warn: Log
 
     WIT comes from componentize-py's ``wit-path``, else the project's ``wit/`` directory.
     """
-    from hatch_wasm_oci.build.world import default_target, verify_target
+    from hatch_wasm_oci.project.world import default_target, verify_target
 
     source = settings.source
     if isinstance(source, ComponentizePySource):
@@ -326,9 +326,9 @@ def build_artifact(
     Raises WasmOciError subclasses (ConfigurationError, BuildStepError, ...) with one-line
     messages.
     """
-    from hatch_wasm_oci.build.wit_deps import fetch_wit_dependencies
     from hatch_wasm_oci.oci.config import created_timestamp
     from hatch_wasm_oci.oci.layout import pack
+    from hatch_wasm_oci.project.wit_deps import fetch_wit_dependencies
 
     root = Path(root)
     out_dir = Path(out_dir)
@@ -413,7 +413,7 @@ def _wit_package(
     log: Log,
 ) -> BuildOutput | None:
     """The staged layout of the ``wit-package`` option, if set."""
-    from hatch_wasm_oci.build.wit_package import build_wit_package_layout
+    from hatch_wasm_oci.project.wit_package import build_wit_package_layout
 
     packed = build_wit_package_layout(
         settings,

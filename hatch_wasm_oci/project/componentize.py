@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hatch_wasm_oci.build.registry_cache import RegistryCache
-from hatch_wasm_oci.build.settings import ComponentizePySource
 from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.files.atomic import replacing
 from hatch_wasm_oci.files.cache_home import enabled_cache_root
 from hatch_wasm_oci.files.digest import CHUNK_SIZE, file_digest
+from hatch_wasm_oci.project.registry_cache import RegistryCache
+from hatch_wasm_oci.project.settings import ComponentizePySource
 
 CACHE_ENV = "HATCH_WASM_OCI_CACHE"
 NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
