@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,8 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
+from hatch_wasm_oci.files.user_key import key_dir
+from hatch_wasm_oci.project import compile_cache
 from hatch_wasm_oci.project.componentize import (
     FIXED_EPOCH,
     BuildStepError,
@@ -396,9 +397,9 @@ def test_reproduce_names_the_sections_a_clean_compile_changes(
     source = ComponentizePySource(("wit",), "calculator", "app", ("app",))
     cache = tmp_path / "component-cache"
     key = input_key(source, project, exclude=[project / "dist"])
-    (cache / "componentize-py").mkdir(parents=True)
-    shutil.copyfile(calc_component, cache / "componentize-py" / f"{key}.wasm")
-    env = clean_env(tmp_path / "home", HATCH_WASM_OCI_CACHE=str(cache))
+    assert compile_cache.save(cache, key, calc_component, notice=pytest.fail) is not None
+    state = str(key_dir().parent)  # the CLI seals with this process's user key
+    env = clean_env(tmp_path / "home", HATCH_WASM_OCI_CACHE=str(cache), XDG_STATE_HOME=state)
     run = run_cli("reproduce", project, env=env)
     assert run.returncode == 1, run.stderr
     lines = run.stdout.splitlines()

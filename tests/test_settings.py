@@ -150,10 +150,10 @@ def test_every_problem_reported_at_once(root: Path) -> None:
     assert found == [
         f"{T}.include-in-wheel: unknown key (known keys: componentize-py, command, path, target, "
         "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package, "
-        "cache-repository, check)",
+        "cache-repository, cache-signed, check)",
         f"{T}.unknown: unknown key (known keys: componentize-py, command, path, target, "
         "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package, "
-        "cache-repository, check)",
+        "cache-repository, cache-signed, check)",
         f"{cpy}.colour: unknown key (known keys: wit-path, world, app, python-path, stub-wasi, "
         "args)",
         f"{cpy}.wit-path[2]: must be a string, not an integer",
@@ -258,7 +258,7 @@ def test_hook_keys(root: Path) -> None:
     ) == [
         f"{HOOK_TABLE}.versions: unknown key (known keys: componentize-py, command, path, "
         "target, annotations, tags, tar, embed-metadata, repository, wit-dependencies, "
-        "wit-package, cache-repository, check, include-in-wheel, sdist)",
+        "wit-package, cache-repository, cache-signed, check, include-in-wheel, sdist)",
         f"{HOOK_TABLE}.include-in-wheel: must be a relative path inside the wheel, not '../x.wasm'",
         f"{HOOK_TABLE}.sdist: must be true or false, not a string",
     ]

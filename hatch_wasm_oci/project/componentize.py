@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_wasm_oci.errors import WasmOciError
-from hatch_wasm_oci.files.atomic import replacing
 from hatch_wasm_oci.files.cache_home import enabled_cache_root
-from hatch_wasm_oci.files.digest import CHUNK_SIZE, file_digest
+from hatch_wasm_oci.files.digest import file_digest
+from hatch_wasm_oci.project import compile_cache
 from hatch_wasm_oci.project.registry_cache import RegistryCache
 from hatch_wasm_oci.project.settings import ComponentizePySource
 
@@ -43,8 +43,6 @@ CACHE_KEY_VERSION = "hatch-wasm-oci componentize cache v2"
 FIXED_EPOCH = 315532800
 #: Output of a build step kept for its error summary (the rest is only streamed).
 OUTPUT_KEPT = 1 << 20
-#: Most recently used compiled components kept per cache directory.
-CACHE_ENTRIES_KEPT = 16
 
 # componentize-py reports failures as an AssertionError carrying its own message; print that
 # message alone (no Python traceback, no Rust backtrace) and exit 1.
@@ -449,12 +447,6 @@ def run_compiler(
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _prune(cache_dir: Path, keep: int) -> None:
-    entries = sorted(cache_dir.glob("*.wasm"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for old in entries[keep:]:
-        old.unlink(missing_ok=True)
-
-
 def componentize(
     source: ComponentizePySource,
     *,
@@ -481,41 +473,33 @@ def componentize(
     warn = warn or log
     key = input_key(source, root, exclude=exclude)
     cache = (cache_dir or default_cache_dir()) if use_cache else None
-    entry = None if cache is None else cache / "componentize-py" / f"{key}.wasm"
-    if entry is not None and entry.is_file():
-        os.utime(entry)
+    out = Path(workdir) / f"{key[:16]}.wasm"
+    if cache is not None and compile_cache.load(cache, key, out, notice=warn):
+        entry = compile_cache.entry_path(cache, key)
         log(f"Reusing the component compiled from identical inputs ({entry})")
-        return CompileResult(entry, True, key, "local")
+        return CompileResult(out, True, key, "local")
     if registry is not None:
-        pulled = entry or Path(workdir) / f"{key[:16]}.wasm"
         try:
-            found = registry.fetch(key, compiler_version(), pulled, warn=warn)
-        except OSError as exc:  # the local cache directory could not be written
+            hit = registry.fetch(key, compiler_version(), out, warn=warn)
+        except OSError as exc:  # the work directory could not be written
             warn(f"Not using the registry cache ({exc.strerror or exc})")
-            found = False
-        if found:
+            hit = None
+        if hit is not None:
             log(
                 "Reusing the component compiled from identical inputs "
                 f"({registry.repository}:{key[:16]}...)"
             )
-            if entry is not None:
-                _prune(entry.parent, CACHE_ENTRIES_KEPT)
-            return CompileResult(pulled, True, key, "registry")
+            if verbosity >= 1:
+                log(hit.describe())
+            if cache is not None:
+                compile_cache.save(cache, key, out, notice=log)
+            return CompileResult(out, True, key, "registry")
     waiting(f"Compiling {source.app} for world {source.world} with componentize-py")
-    fresh = Path(workdir) / f"{key[:16]}.wasm"
-    run_compiler(source, root, fresh, where=where, log=log, exclude=exclude, verbosity=verbosity)
-    result = CompileResult(fresh, False, key, "compiled")
-    if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            with replacing(entry) as sink, fresh.open("rb") as compiled:
-                shutil.copyfileobj(compiled, sink, CHUNK_SIZE)
-            _prune(entry.parent, CACHE_ENTRIES_KEPT)
-            result = CompileResult(entry, False, key, "compiled")
-        except OSError as exc:
-            log(f"Not caching the component ({entry.parent}: {exc.strerror})")
+    run_compiler(source, root, out, where=where, log=log, exclude=exclude, verbosity=verbosity)
+    if cache is not None:
+        compile_cache.save(cache, key, out, notice=log)
     if registry is not None:
-        digest = registry.store(key, compiler_version(), result.path, warn=warn)
+        digest = registry.store(key, compiler_version(), out, warn=warn)
         if digest is not None:
             log(f"Stored in the registry cache: {registry.repository}:{key[:16]}... ({digest})")
-    return result
+    return CompileResult(out, False, key, "compiled")

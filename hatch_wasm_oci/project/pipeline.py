@@ -120,7 +120,11 @@ def produce_wasm(
             where=settings.key("componentize-py"),
             exclude=exclude,
             use_cache=use_cache,
-            registry=RegistryCache(repository, env) if repository and use_cache else None,
+            registry=(
+                RegistryCache(repository, env, settings.cache_signed)
+                if repository and use_cache
+                else None
+            ),
             waiting=waiting,
             log=log,
             warn=warn,

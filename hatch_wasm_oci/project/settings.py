@@ -87,6 +87,7 @@ COMMON_KEYS = (
     "wit-dependencies",
     "wit-package",
     "cache-repository",
+    "cache-signed",
     "check",
 )
 CHECKS = ("instantiate",)
@@ -141,6 +142,9 @@ class WasmOciSettings:
     repository: str | None = None
     #: Where compiled components are also cached (an OCI repository), see build.registry_cache.
     cache_repository: str | None = None
+    #: ``cache-signed``: registry cache entries count only when signed with the cache key
+    #: (``HATCH_WASM_OCI_CACHE_KEY``); without the key the registry cache is not used.
+    cache_signed: bool = False
     include_in_wheel: str | None = None
     sdist: bool = False
     #: ``wit-dependencies``: None (fetch when the WIT lacks packages), False, or a wasm-pkg
@@ -489,6 +493,7 @@ def parse_settings(
             f"must be true, false or a WIT directory, not {_describe(wit_package)}",
         )
     cache_repository = _repository(config, "cache-repository", table, problems)
+    cache_signed = _bool(config, "cache-signed", table, problems, False)
 
     check = _string(config, "check", table, problems)
     if check is not None and check not in CHECKS:
@@ -521,6 +526,7 @@ def parse_settings(
         embed_metadata=embed,
         repository=repository,
         cache_repository=cache_repository,
+        cache_signed=cache_signed,
         include_in_wheel=include_in_wheel,
         sdist=sdist,
         wit_dependencies=wit_dependencies,
