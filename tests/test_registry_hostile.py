@@ -502,3 +502,45 @@ def test_fake_registry_round_trip_is_byte_identical(
     )
     assert pulled.returncode == 0, pulled.stderr
     assert [r for r in fake.log if r.path.startswith("/token")]
+
+
+# -- every URL a registry sends is parsed in one guarded place ---------------------------------
+
+MALFORMED_URLS = {
+    "ipv6": "http://[::1:6002/t",
+    "port": "http://127.0.0.1:99999/t",
+    "host": "http://[not-an-address]/t",
+}
+
+
+@pytest.mark.parametrize("where", ["realm", "upload-location", "redirect"])
+@pytest.mark.parametrize("url", sorted(MALFORMED_URLS), ids=sorted(MALFORMED_URLS))
+def test_a_malformed_url_from_the_registry_is_one_line(
+    where: str, url: str, registries: list[FakeRegistry], layout: Path, tmp_path: Path
+) -> None:
+    """A token realm, an upload Location or a redirect naming an unparsable URL (an unclosed
+    IPv6 bracket, a port past 65535, a bracketed non-address) ends in one line, exit 2."""
+    fake = _start(registries, FakeRegistry(auth="bearer" if where == "realm" else None))
+    text = MALFORMED_URLS[url]
+
+    def hostile(req: Request) -> Reply | None:
+        if where == "realm" and "Authorization" not in req.headers:
+            challenge = f'Bearer realm="{text}",service="fake"'
+            return Reply(401, {"WWW-Authenticate": challenge})
+        if where == "upload-location" and req.method == "POST" and "/uploads/" in req.path:
+            return Reply(202, {"Location": text + "/v2/acme/app/blobs/uploads/u1"})
+        if where == "redirect" and req.method in ("GET", "HEAD") and "/manifests/" in req.path:
+            return Reply(307, {"Location": text})
+        return None
+
+    fake.misbehave = hostile
+    if where == "redirect":
+        assert _push(layout, fake, Path(), _env(tmp_path, fake)).returncode == 0
+        run = run_bounded(
+            "pull", f"{fake.address}/acme/app:t", "-o", tmp_path / "out", "--plain-http",
+            env=_env(tmp_path, fake),
+        )  # fmt: skip
+    else:
+        run = _push(layout, fake, Path(), _env(tmp_path, fake))
+    run.check_clean_failure("not a valid URL")
+    _assert_secret_free(run, fake)

@@ -13,13 +13,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
 from hatch_wasm_oci.registry.credentials import Credentials
 from hatch_wasm_oci.registry.errors import credentials_hint, printable
 from hatch_wasm_oci.registry.transport import Response
+from hatch_wasm_oci.registry.urls import split_url
 
 TOKEN_REPLY_LIMIT = 1 << 20
 CLIENT_ID = "hatch-wasm-oci"
@@ -120,7 +121,7 @@ class Authenticator:
         creds = self.credentials
         if "://" not in realm:
             realm = f"{'http' if self.plain_http else 'https'}://{realm}"
-        parts = urlsplit(realm)
+        parts = split_url(realm, "a token realm")
         realm_host = printable(parts.netloc or realm)
         action = f"getting a token from {realm_host}"
         if parts.scheme.lower() not in ("http", "https"):

@@ -23,7 +23,7 @@ import ssl
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode
 
 from hatch_wasm_oci.errors import RegistryError
 from hatch_wasm_oci.registry.auth import Authenticator, parse_challenge
@@ -46,6 +46,7 @@ from hatch_wasm_oci.registry.transport import (
     TransportError,
     origin,
 )
+from hatch_wasm_oci.registry.urls import split_url
 
 __all__ = [
     "RETRY_SECONDS_ENV",
@@ -95,7 +96,7 @@ def resolve_location(base: str, location: str) -> str:
     text = location.strip()
     if any(ord(c) < 0x21 or ord(c) > 0x7E for c in text):
         raise RegistryError("the registry sent a Location with characters a URL cannot hold")
-    parts = urlsplit(text)
+    parts = split_url(text, "a Location")
     if parts.scheme:
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise RegistryError(f"the registry sent an unusable Location {printable(text)!r}")
@@ -103,7 +104,7 @@ def resolve_location(base: str, location: str) -> str:
             raise RegistryError("the registry sent a Location with a user name or password")
         absolute = text
     else:
-        head = urlsplit(base)
+        head = split_url(base, "a Location")
         if text.startswith("//"):
             raise RegistryError("the registry sent a scheme-relative Location")
         path = parts.path
@@ -112,7 +113,7 @@ def resolve_location(base: str, location: str) -> str:
         absolute = f"{head.scheme}://{head.netloc}{path}"
         if parts.query:
             absolute += f"?{parts.query}"
-    segments = unquote(urlsplit(absolute).path).split("/")
+    segments = unquote(split_url(absolute, "a Location").path).split("/")
     if any(s in (".", "..") for s in segments) or "#" in absolute:
         raise RegistryError(
             f"the registry sent a Location with dot segments {printable(text)!r}; refused"
@@ -257,10 +258,10 @@ class RegistryClient:
                 target = resolve_location(url, location)
                 downgrade = origin(target)[0] == "http" and not self.plain_http
                 if auth and downgrade and refuse_downgrade:
+                    host = printable(split_url(target, "a Location").netloc)
                     raise RegistryError(
                         f"{action} failed: refused to follow a redirect to plain HTTP "
-                        f"({printable(urlsplit(target).netloc)}) with credentials from "
-                        f"{self.credentials.source}"
+                        f"({host}) with credentials from {self.credentials.source}"
                     )
                 url = target
                 continue

@@ -31,6 +31,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from hatch_wasm_oci.errors import LayoutError, RegistryError
+from hatch_wasm_oci.registry.urls import split_url
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 300.0
@@ -61,12 +62,9 @@ TRANSPORT_ERRORS = (TransportError,)
 
 def origin(url: str) -> tuple[str, str, int]:
     """``(scheme, host, port)`` of ``url``, the unit credentials are bound to."""
-    parts = urlsplit(url)
+    parts = split_url(url, "a URL")
     scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
+    port = parts.port
     return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
 
 
