@@ -514,6 +514,40 @@ def test_pack_maps_embedded_metadata_like_wkg_and_explicit_values_win(
     assert run_cli("verify", tmp_path / "b", env=env).returncode == 0
 
 
+def test_an_embedded_version_that_disagrees_with_the_tag_says_what_to_do(
+    described_component: Path, tmp_path: Path
+) -> None:
+    """The component says 1.2.3, the tag 1.0.0: refused, and the one line names both ways
+    out; each of them then packs."""
+    env = clean_env(tmp_path / "home")
+    out = tmp_path / "out"
+    packed = run_cli("pack", described_component, "-o", out, "-t", "1.0.0", env=env)
+    version = "org.opencontainers.image.version"
+    assert packed.returncode == 2 and not out.exists()
+    assert packed.stderr.splitlines() == [
+        f"hatch-wasm-oci: annotation {version}='1.2.3' disagrees with tag '1.0.0'; the "
+        "component's embedded version is '1.2.3': tag it '1.2.3', or pass "
+        f"--annotation {version}=1.0.0"
+    ]
+    retagged = run_cli("pack", described_component, "-o", out, "-t", "1.2.3", env=env)
+    assert retagged.returncode == 0, retagged.stderr
+    annotated = run_cli(
+        "pack", described_component, "-o", tmp_path / "b", "-t", "1.0.0",
+        "--annotation", f"{version}=1.0.0", env=env,
+    )  # fmt: skip
+    assert annotated.returncode == 0, annotated.stderr
+    # An explicit annotation that disagrees: the hint names the annotation, not the flag.
+    explicit = run_cli(
+        "pack", described_component, "-o", tmp_path / "c", "-t", "2.0.0",
+        "--annotation", f"{version}=1.0.0", env=env,
+    )  # fmt: skip
+    assert explicit.returncode == 2
+    assert explicit.stderr.strip().endswith(
+        f"disagrees with tag '2.0.0'; tag it '1.0.0', or set the {version} annotation to the "
+        "tag's version"
+    )
+
+
 BAD_VALUES = [
     ("created", "yesterday", "1.2.3", "is not an RFC 3339 time"),
     ("licenses", "MIT OR ((", "1.2.3", "is not an SPDX license expression"),

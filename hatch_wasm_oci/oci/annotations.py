@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from packaging.version import InvalidVersion, Version
 
+from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.oci.config import SEMVER_PATTERN, is_rfc3339
+from hatch_wasm_oci.oci.tags import version_tag
 
 if TYPE_CHECKING:
     from hatch_wasm_oci.wasm.binary import WasmMetadata
@@ -109,12 +111,39 @@ def annotation_problems(annotations: Mapping[str, str], tags: Iterable[str] = ()
                 problems.append(f"annotation {key}={value[:200]!r} is not an absolute URL")
     version = annotations.get(VERSION)
     if version is not None:
-        try:
-            wanted: Version | str = Version(version)
-        except InvalidVersion:
-            wanted = version
-        for tag in tags:
-            spelled = _tag_version(tag)
-            if spelled is not None and spelled != wanted and tag != version:
-                problems.append(f"annotation {VERSION}={version[:80]!r} disagrees with tag {tag!r}")
+        for tag in disagreeing_tags(version, tags):
+            problems.append(f"annotation {VERSION}={version[:80]!r} disagrees with tag {tag!r}")
     return problems
+
+
+def disagreeing_tags(version: str, tags: Iterable[str]) -> list[str]:
+    """The SemVer tags among ``tags`` that spell a version other than ``version``."""
+    try:
+        wanted: Version | str = Version(version)
+    except InvalidVersion:
+        wanted = version
+    found = []
+    for tag in tags:
+        spelled = _tag_version(tag)
+        if spelled is not None and spelled != wanted and tag != version:
+            found.append(tag)
+    return found
+
+
+def version_hint(version: str, tags: Iterable[str], *, embedded: bool) -> str:
+    """What to do when ``version`` disagrees with one of ``tags`` (empty when it does not):
+    use the tag that spells it, or, for a version ``embedded`` in the component, annotate
+    the tag's version instead (``pack --annotation``)."""
+    wrong = disagreeing_tags(version, tags)
+    if not wrong:
+        return ""
+    try:
+        tag_it = f"tag it {version_tag(version).tag!r}"
+    except WasmOciError:
+        tag_it = "use a tag that spells it"
+    if embedded:
+        return (
+            f"; the component's embedded version is {version[:80]!r}: {tag_it}, or pass "
+            f"--annotation {VERSION}={wrong[0]}"
+        )
+    return f"; {tag_it}, or set the {VERSION} annotation to the tag's version"

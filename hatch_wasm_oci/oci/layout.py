@@ -31,9 +31,11 @@ from hatch_wasm_oci.oci.annotations import (
     CREATED,
     REF_NAME,
     TITLE,
+    VERSION,
     annotation_problems,
     merge_embedded,
     metadata_annotations,
+    version_hint,
 )
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.manifest import WasmManifest
@@ -349,7 +351,11 @@ def pack(
     manifest_annotations, warnings = merge_embedded(embedded, annotations or {})
     problems = annotation_problems(manifest_annotations, tag_list)
     if problems:
-        raise WasmOciError("; ".join(problems))
+        version = manifest_annotations.get(VERSION)
+        hint = "" if version is None else version_hint(
+            version, tag_list, embedded=VERSION not in (annotations or {})
+        )
+        raise WasmOciError("; ".join(problems) + hint)
     if target is not None:
         oci_config.validate_target(target)
     if author is None:
