@@ -15,6 +15,7 @@ import pytest
 
 from hatch_wasm_oci.oci.layout import pack
 from hatch_wasm_oci.oci.layout_reader import OciLayout
+from hatch_wasm_oci.project import compile_cache
 from hatch_wasm_oci.project.componentize import compiler_version, componentize, input_key
 from hatch_wasm_oci.project.registry_cache import (
     BUILDER_ANNOTATION,
@@ -215,6 +216,37 @@ def test_a_planted_local_cache_entry_is_not_reused(
     assert "it has no seal" in logged[0]
 
 
+@pytest.mark.parametrize("damage", ["copied", "altered", "truncated", "huge-seal"])
+def test_copied_altered_or_truncated_local_entries_are_refused(
+    damage: str, calc_component: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user's genuinely sealed entry copied in, a flipped byte, a cut file, or a seal
+    file that never ends: each is refused with one notice, and nothing is left at ``dest``."""
+    cache, key = tmp_path / "cache", "a" * 64
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ("other" if damage == "copied" else "me")))
+    entry = compile_cache.save(cache, key, calc_component, notice=pytest.fail)
+    assert entry is not None
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "me"))
+    data = bytearray(entry.read_bytes())
+    if damage == "altered":
+        data[len(data) // 2] ^= 1
+        entry.write_bytes(bytes(data))
+    elif damage == "truncated":
+        entry.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "huge-seal":
+        entry.with_suffix(".seal").write_bytes(b"hmac-sha256:" + b"0" * (1 << 20))
+    notices: list[str] = []
+    dest = tmp_path / "out.wasm"
+    assert not compile_cache.load(cache, key, dest, notice=notices.append)
+    assert not dest.exists()
+    assert len(notices) == 1 and notices[0].startswith(f"Not reusing the cached component {entry}")
+    assert notices[0].endswith("; compiling again")
+    # A fresh save by this user replaces it, and that one is reused.
+    compile_cache.save(cache, key, calc_component, notice=pytest.fail)
+    assert compile_cache.load(cache, key, dest, notice=pytest.fail)
+    assert dest.read_bytes() == calc_component.read_bytes()
+
+
 # -- through hatch build ----------------------------------------------------------------------
 
 def _machine(tmp_path: Path, name: str, repository: str) -> Path:
@@ -260,7 +292,7 @@ def test_hatch_build_never_ships_a_poisoned_registry_cache_entry(
     # A hit on another machine shows, with -v, who stored the entry and that it verified.
     second = _machine(tmp_path, "dev", repository)
     run = run_hatch(
-        second, "build", "-v", "-t", "wasm-oci", env=hatch_env, extra_env=machine_env("dev")
+        second, "-v", "build", "-t", "wasm-oci", env=hatch_env, extra_env=machine_env("dev")
     )
     assert "Compiling" not in run.output
     record = next(line for line in run.output.splitlines() if "Registry cache entry" in line)

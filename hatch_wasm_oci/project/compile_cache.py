@@ -26,6 +26,8 @@ PURPOSE = "componentize-output"
 SEAL_PREFIX = "hmac-sha256:"
 #: Most recently used compiled components kept per cache directory.
 ENTRIES_KEPT = 16
+#: The largest entry read (a planted huge file costs no more than this).
+MAX_ENTRY_SIZE = 1 << 30
 
 Log = Callable[[str], None]
 
@@ -69,7 +71,11 @@ def load(cache_dir: Path, key: str, dest: Path, *, notice: Log) -> bool:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with open_regular(entry) as source, dest.open("wb") as sink:
+            copied = 0
             while chunk := source.read(CHUNK_SIZE):
+                copied += len(chunk)
+                if copied > MAX_ENTRY_SIZE:
+                    raise FileInputError(f"larger than {MAX_ENTRY_SIZE >> 20} MiB")
                 mac.update(chunk)
                 sink.write(chunk)
     except (OSError, FileInputError) as exc:
