@@ -238,7 +238,8 @@ class RegistryCache:
                 manifest = parse_json_object(
                     manifest_file.read_bytes(), "the manifest", MAX_MANIFEST_SIZE
                 )
-                annotations = manifest.get("annotations") or {}
+                annotations = manifest.get("annotations")
+                annotations = annotations if isinstance(annotations, dict) else {}
                 recorded = (annotations.get(KEY_ANNOTATION), annotations.get(COMPILER_ANNOTATION))
                 if recorded != (key, compiler):
                     warn(
@@ -255,11 +256,15 @@ class RegistryCache:
                     if not isinstance(signature, str) or not hmac.compare_digest(
                         signature.encode(), expected.encode()
                     ):
-                        why = "not signed" if signature is None else "signed with another key"
+                        why = (
+                            f"it is not signed, and {CACHE_KEY_ENV} is set"
+                            if signature is None
+                            else f"its signature does not verify with {CACHE_KEY_ENV} (altered, "
+                            "or signed with another key)"
+                        )
                         warn(
-                            f"Ignoring the registry cache entry {reference}: it is {why} "
-                            f"(its signature does not verify with {CACHE_KEY_ENV}, key id "
-                            f"{self.key_id()})"
+                            f"Ignoring the registry cache entry {reference}: {why}; key id "
+                            f"{self.key_id()}"
                         )
                         return None
                 if read_wasm(pulled.wasm).kind is not WasmKind.COMPONENT:
