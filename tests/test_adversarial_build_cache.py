@@ -247,6 +247,27 @@ def test_copied_altered_or_truncated_local_entries_are_refused(
     assert dest.read_bytes() == calc_component.read_bytes()
 
 
+def test_a_loose_user_key_directory_means_no_local_cache(
+    calc_component: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key directory others can write to is never trusted (nor repaired): the local cache
+    is neither read nor written, and one notice says how to fix it."""
+    keys = tmp_path / "state" / "hatch-wasm-oci"
+    keys.mkdir(parents=True)
+    keys.chmod(0o777)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cache, key = tmp_path / "cache", "b" * 64
+    notices: list[str] = []
+    assert compile_cache.save(cache, key, calc_component, notice=notices.append) is None
+    assert not compile_cache.load(cache, key, tmp_path / "out.wasm", notice=notices.append)
+    assert notices == [
+        f"Not using the local compile cache: key directory {keys} is accessible to group or "
+        f"others (mode 777); run: chmod 700 {keys}"
+    ]
+    assert not (cache / "componentize-py").exists()
+    assert oct(keys.stat().st_mode & 0o777) == "0o777"
+
+
 # -- through hatch build ----------------------------------------------------------------------
 
 def _machine(tmp_path: Path, name: str, repository: str) -> Path:

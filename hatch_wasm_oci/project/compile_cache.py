@@ -54,11 +54,9 @@ def load(cache_dir: Path, key: str, dest: Path, *, notice: Log) -> bool:
 
     A missing entry is silent; an unsealed or badly sealed one is a one-line ``notice`` (and
     nothing is left at ``dest``)."""
-    entry = entry_path(cache_dir, key)
-    if not entry.is_file():
-        return False
     secret = _secret(notice)
-    if secret is None:
+    entry = entry_path(cache_dir, key)
+    if secret is None or not entry.is_file():
         return False
     mac = keyed_hasher(secret, PURPOSE)
     mac.update(key.encode() + b"\0")
@@ -84,11 +82,12 @@ def load(cache_dir: Path, key: str, dest: Path, *, notice: Log) -> bool:
         return False
     if not hmac.compare_digest(recorded, SEAL_PREFIX + mac.hexdigest()):
         dest.unlink(missing_ok=True)
-        why = "it has no seal" if not recorded else "its seal does not verify"
-        notice(
-            f"Not reusing the cached component {entry}: {why} (not written by this user's "
-            "hatch-wasm-oci, or altered); compiling again"
+        why = (
+            "it has no seal (from an older hatch-wasm-oci, or planted)"
+            if not recorded
+            else "its seal does not verify (written by another user, altered, or planted)"
         )
+        notice(f"Not reusing the cached component {entry}: {why}; compiling again")
         return False
     with contextlib.suppress(OSError):
         entry.touch()  # most recently used: kept longest
@@ -96,10 +95,11 @@ def load(cache_dir: Path, key: str, dest: Path, *, notice: Log) -> bool:
 
 
 def save(cache_dir: Path, key: str, wasm: Path, *, notice: Log) -> Path | None:
-    """Keep a copy of ``wasm`` as the sealed entry for ``key``; its path, or None (with a
-    ``notice``) when the cache cannot be written."""
-    secret = _secret(notice)
-    if secret is None:
+    """Keep a copy of ``wasm`` as the sealed entry for ``key``; its path, or None when the
+    cache cannot be written (a ``notice``) or there is no user key (:func:`load` said why)."""
+    try:
+        secret = user_key()
+    except UserKeyError:
         return None
     entry = entry_path(cache_dir, key)
     mac = keyed_hasher(secret, PURPOSE)
