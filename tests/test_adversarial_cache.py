@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -375,3 +376,37 @@ def test_a_planted_compiled_entry_never_runs_from_the_store(
     assert entry.is_file()
     entry.write_bytes(_v1_entry(key, _attacker_code(_printing_module(PWNED), False)))
     _check_victim_ran(run_bounded("run", ref, "--offline", env=env), "does not verify")
+
+
+@pytest.mark.slow
+def test_a_planted_tag_record_never_runs_offline(
+    registry_anon: RegistryServer, tmp_path: Path, victim: Path
+) -> None:
+    """A self-consistent artifact of the attacker's in the store (every blob hashes to its
+    name) and the tag record rewritten to name it: ``--offline`` by tag refuses the record."""
+    ref, victim_digest, env = _stored_victim(registry_anon, tmp_path, victim)
+    cache = Path(env["HATCH_WASM_OCI_CACHE"])
+    attacker_layout, attacker_digest = _store_layout(
+        _printing_module(PWNED), tmp_path / "attacker", "1.0.0"
+    )
+    blobs = cache / "store" / "blobs" / "sha256"
+    for blob in (attacker_layout / "blobs" / "sha256").iterdir():
+        shutil.copyfile(blob, blobs / blob.name)
+    (record_path,) = (cache / "store" / "tags").iterdir()
+    record = json.loads(record_path.read_bytes())
+    assert record["digest"] == victim_digest
+    forged_seal = hmac.new(b"k" * 32, b"store-tag\0", hashlib.sha256).hexdigest()
+    for forged in (
+        {"reference": record["reference"], "digest": attacker_digest},
+        {**record, "digest": attacker_digest},
+        {**record, "digest": attacker_digest, "seal": forged_seal},
+    ):
+        record_path.write_text(json.dumps(forged))
+        done = run_bounded("run", ref, "--offline", env=env)
+        assert PWNED not in done.stdout, forged
+        done.check_clean_failure(ref, "does not verify", "without --offline")
+    # Online, the registry says what the tag is; the record is rewritten and sealed again.
+    online = run_bounded("run", ref, "--plain-http", env=env)
+    assert (online.returncode, online.stdout) == (0, VICTIM_OUTPUT), online.stderr
+    offline = run_bounded("run", ref, "--offline", env=env)
+    assert (offline.returncode, offline.stdout, offline.stderr) == (0, VICTIM_OUTPUT, "")
