@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pytest
 import wasmtime
 
 from hatch_wasm_oci.oci.layout import pack
-from tests.adversarial_fixtures import Run
+from tests.adversarial_fixtures import Run, small_filesystem
 from tests.adversarial_fixtures import run_bounded as _run_bounded
 from tests.registry_fixtures import RegistryServer, plain_push, unique_repo
 
@@ -410,3 +411,63 @@ def test_a_planted_tag_record_never_runs_offline(
     assert (online.returncode, online.stdout) == (0, VICTIM_OUTPUT), online.stderr
     offline = run_bounded("run", ref, "--offline", env=env)
     assert (offline.returncode, offline.stdout, offline.stderr) == (0, VICTIM_OUTPUT, "")
+
+
+# -- guests that never stop -------------------------------------------------------------------
+
+
+#: Writes 64 KiB to stderr again and again, for ever.
+STDERR_FLOOD_MODULE = wasmtime.wat2wasm("""
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "_start")
+    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 65536))
+    (loop $forever
+      (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br $forever))))
+""")
+
+def test_an_endless_stderr_writer_never_grows_a_file(tmp_path: Path) -> None:
+    """The guest writes 64 KiB blocks to stderr for ever; $TMPDIR is a 16 MiB tmpfs and its
+    use stays near zero while the guest writes gigabytes (to /dev/null) until --timeout."""
+    env = _victim_env(tmp_path, tmp_path / "cache")
+    target = tmp_path / "flood.wasm"
+    target.write_bytes(STDERR_FLOOD_MODULE)
+    small = tmp_path / "small-tmp"
+    with small_filesystem(small, 16 << 20) as kind:
+        env["TMPDIR"] = str(small)
+        peak = [0]
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.02):
+                if kind == "tmpfs":
+                    fs = os.statvfs(small)
+                    used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+                else:
+                    used = sum(p.stat().st_size for p in small.rglob("*") if p.is_file())
+                peak[0] = max(peak[0], used)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "hatch_wasm_oci", "run", str(target), "--timeout", "3"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            stop.set()
+            watcher.join()
+        leftovers = os.listdir(small)
+    assert done.returncode == 2  # timed out (its message went to /dev/null with the flood)
+    assert peak[0] < 1 << 20, f"$TMPDIR grew to {peak[0]} bytes"
+    assert leftovers == []

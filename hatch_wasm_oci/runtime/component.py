@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import sys
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -75,67 +75,93 @@ class WasiOptions:
 class StderrTail:
     """The guest's stderr: passed through to ours, its last few KiB kept for error messages.
 
-    The guest writes to a temporary file that wasmtime fills itself (a Python callback would
-    run on wasmtime's I/O threads, which can outlive the interpreter); :meth:`pump` copies
-    what is new to our stderr, after each call or, inside :meth:`follow`, every 50 ms.
+    The guest writes into a pipe that wasmtime opens itself (``/dev/fd/N``; a Python callback
+    would run on wasmtime's I/O threads, which can outlive the interpreter). A thread drains
+    it to our stderr as it arrives, so nothing ever lands on disk and a guest that writes
+    without end waits on the pipe (64 KiB) instead of filling ``$TMPDIR``.
     """
 
     def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="hatch-wasm-oci-stderr-")
-        os.close(fd)
-        weakref.finalize(self, _unlink, self.path)
-        self._offset = 0
-        self._tail = b""
-        self._lock = threading.Lock()
+        self._drain = _Drain()
+        weakref.finalize(self, self._drain.close)
 
     def configure(self, wasi: wasmtime.WasiConfig) -> None:
-        wasi.stderr_file = self.path
+        if self._drain.path is None:  # pragma: no cover - no /dev/fd (Windows)
+            wasi.inherit_stderr()
+        else:
+            wasi.stderr_file = self._drain.path
 
     def pump(self) -> None:
-        """Copy what the guest wrote since the last pump to our stderr."""
-        with self._lock:
-            try:
-                with open(self.path, "rb") as handle:
-                    handle.seek(self._offset)
-                    while data := handle.read(1 << 20):  # bounded memory, whatever it wrote
-                        self._offset += len(data)
-                        self._tail = (self._tail + data)[-STDERR_TAIL:]
-                        with contextlib.suppress(AttributeError, ValueError, OSError):
-                            sys.stderr.flush()
-                            sys.stderr.buffer.write(data)
-                            sys.stderr.buffer.flush()
-            except OSError:
-                return
+        """Copy what the guest wrote and the drain has not copied yet to our stderr."""
+        self._drain.pump()
 
     def take(self) -> str:
         """Pump, then return (and forget) the tail the guest wrote since the last take."""
-        self.pump()
+        return self._drain.take()
+
+    @contextlib.contextmanager
+    def follow(self) -> Iterator[None]:
+        """The guest's stderr reaches ours as it is written (always so; kept for callers)."""
+        yield
+
+
+class _Drain:
+    """A pipe and the daemon thread that empties it (no reference back to its owner, so the
+    owner's finalizer can stop it)."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.path: str | None = None
+        if not os.path.isdir("/dev/fd"):  # pragma: no cover - Windows
+            self._read = self._write = -1
+            return
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        self.path = f"/dev/fd/{self._write}"
+        threading.Thread(target=self._loop, name="guest-stderr", daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self._read], [], [], 0.2)
+            self.pump()
+        os.close(self._read)
+
+    def pump(self) -> None:
+        with self._lock:
+            while not self._closed.is_set():
+                try:
+                    data = os.read(self._read, 1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return
+                if not data:
+                    return
+                self._tail = (self._tail + data)[-STDERR_TAIL:]
+                with contextlib.suppress(AttributeError, ValueError, OSError):
+                    sys.stderr.flush()
+                    sys.stderr.buffer.write(data)
+                    sys.stderr.buffer.flush()
+
+    def take(self) -> str:
+        if self.path is not None:
+            self.pump()
         with self._lock:
             text = self._tail.decode(errors="replace")
             self._tail = b""
         return text
 
-    @contextlib.contextmanager
-    def follow(self) -> Iterator[None]:
-        """Stream the guest's stderr while the block runs (a command's output stays live)."""
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(0.05):
-                self.pump()
-
-        thread = threading.Thread(target=loop, name="guest-stderr", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+    def close(self) -> None:
+        """Stop the thread (it closes the read end); wasmtime keeps its own write end until
+        its store is dropped."""
+        if self.path is None or self._closed.is_set():  # pragma: no cover - Windows
+            return
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            os.close(self._write)
 
 
 def guest_failure(stderr: str) -> tuple[str | None, str | None]:
