@@ -20,10 +20,13 @@ import importlib.metadata
 import json
 import os
 import platform
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -431,6 +434,29 @@ STDERR_FLOOD_MODULE = wasmtime.wat2wasm("""
       (br $forever))))
 """)
 
+#: Writes ``started`` on stderr, then loops for ever.
+ENDLESS_MODULE = wasmtime.wat2wasm("""
+(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "started\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 8))
+    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (loop $forever (br $forever))))
+""")
+
+#: A component whose export ``spin`` loops for ever (for ``--invoke``).
+ENDLESS_COMPONENT_WAT = """
+(component
+  (core module $m (func (export "spin") (loop $forever (br $forever))))
+  (core instance $i (instantiate $m))
+  (func (export "spin") (canon lift (core func $i "spin"))))
+"""
+
+
 def test_an_endless_stderr_writer_never_grows_a_file(tmp_path: Path) -> None:
     """The guest writes 64 KiB blocks to stderr for ever; $TMPDIR is a 16 MiB tmpfs and its
     use stays near zero while the guest writes gigabytes (to /dev/null) until --timeout."""
@@ -471,3 +497,67 @@ def test_an_endless_stderr_writer_never_grows_a_file(tmp_path: Path) -> None:
     assert done.returncode == 2  # timed out (its message went to /dev/null with the flood)
     assert peak[0] < 1 << 20, f"$TMPDIR grew to {peak[0]} bytes"
     assert leftovers == []
+
+
+def _start_endless(
+    target: Path, extra: tuple[str, ...], env: Mapping[str, str], marker: bytes | None
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hatch_wasm_oci", "run", str(target), *extra],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+    )
+    assert proc.stderr is not None
+    if marker is None:  # no output to wait for: give it time to be inside the guest
+        time.sleep(3)
+        return proc
+    seen = b""
+    deadline = time.monotonic() + 60
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0 and proc.poll() is None, seen
+        ready, _, _ = select.select([proc.stderr], [], [], left)
+        if ready:
+            seen += os.read(proc.stderr.fileno(), 4096)
+    time.sleep(0.3)  # well inside the loop
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "kind", ["module", "module-timeout", "component-invoke"], ids=lambda kind: kind
+)
+def test_a_signal_stops_an_endless_guest_within_a_second(
+    tmp_path: Path, signum: int, kind: str
+) -> None:
+    env = _victim_env(tmp_path, tmp_path / "cache")
+    if kind == "component-invoke":
+        target = tmp_path / "spin.wasm"
+        target.write_bytes(wasmtime.wat2wasm(ENDLESS_COMPONENT_WAT))
+        extra: tuple[str, ...] = ("--invoke", "spin()")
+        marker = None
+    else:
+        target = tmp_path / "endless.wasm"
+        target.write_bytes(ENDLESS_MODULE)
+        extra = ("--timeout", "600") if kind == "module-timeout" else ()
+        marker = b"started"
+    proc = _start_endless(target, extra, env, marker)
+    try:
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        try:
+            status = proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 1 s after signal {signum}")
+        assert time.monotonic() - sent <= 1.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            stream.close()
+    assert status == -signum  # as `wasmtime run`: ended by the signal itself
+    assert os.listdir(env["TMPDIR"]) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,19 @@ def _dirs(specs: list[str]) -> list[tuple[str, str]]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.runtime import guest_thread
+
+    try:
+        return _run(args)
+    except BaseException as exc:
+        if guest_thread.abandoned is exc:  # a signal while the guest runs: end as wasmtime does
+            guest_thread.end_by_signal(
+                signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+            )
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.runtime import wave
     from hatch_wasm_oci.runtime.command import run_command
     from hatch_wasm_oci.runtime.component import LoadedComponent, WasiOptions

@@ -25,6 +25,7 @@ import wasmtime.component as wc
 from hatch_wasm_oci.errors import ComponentError, ComponentTrap, UnknownExportError, ValueTypeError
 from hatch_wasm_oci.runtime import marshal
 from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, deadline_ticks, engine
+from hatch_wasm_oci.runtime.guest_thread import call_guest
 from hatch_wasm_oci.runtime.store import RegistryOptions
 from hatch_wasm_oci.runtime.target import Artifact, resolve
 from hatch_wasm_oci.runtime.types import FunctionType
@@ -373,9 +374,13 @@ class LoadedComponent:
         lowered = [marshal.lower(v, t) for v, (_, t) in zip(values, params, strict=True)]
         if self._wasi.timeout is not None:
             store.set_epoch_deadline(deadline_ticks(self._wasi.timeout))
-        try:
+        def invoke() -> Any:
             result = func(store, *lowered)
             func.post_return(store)
+            return result
+
+        try:
+            result = call_guest(invoke)
         except wasmtime.ExitTrap as exc:
             self._instance = self._store = None
             self._stderr.take()
@@ -385,6 +390,9 @@ class LoadedComponent:
             raise trap_error(
                 export.full_name, exc, self._stderr.take(), self._wasi.timeout
             ) from None
+        except BaseException:
+            self._instance = self._store = None  # interrupted: the guest may still be running
+            raise
         self._stderr.take()
         return None if export.type.result is None else marshal.lift(result, export.type.result)
 
