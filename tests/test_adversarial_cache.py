@@ -561,3 +561,26 @@ def test_a_signal_stops_an_endless_guest_within_a_second(
             stream.close()
     assert status == -signum  # as `wasmtime run`: ended by the signal itself
     assert os.listdir(env["TMPDIR"]) == []
+
+
+# -- --timeout values that are not a time -----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "31536001", "0", "-1"])
+def test_a_timeout_out_of_range_is_one_line(tmp_path: Path, value: str) -> None:
+    env = _victim_env(tmp_path, tmp_path / "cache")
+    target = tmp_path / "endless.wasm"
+    target.write_bytes(ENDLESS_MODULE)
+    done = run_bounded("run", target, f"--timeout={value}", env=env, timeout=20)
+    done.check_clean_failure("--timeout takes a number of seconds above 0 and at most 31536000")
+
+
+def test_load_refuses_a_timeout_out_of_range(tmp_path: Path) -> None:
+    from hatch_wasm_oci.errors import ComponentError
+    from hatch_wasm_oci.runtime.component import load
+
+    target = tmp_path / "spin.wasm"
+    target.write_bytes(wasmtime.wat2wasm(ENDLESS_COMPONENT_WAT))
+    for value in (float("inf"), float("nan"), 1e300):
+        with pytest.raises(ComponentError, match="timeout takes a number of seconds above 0"):
+            load(target, timeout=value)

@@ -129,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.runtime import wave
     from hatch_wasm_oci.runtime.command import run_command
     from hatch_wasm_oci.runtime.component import LoadedComponent, WasiOptions
+    from hatch_wasm_oci.runtime.engine import check_timeout
     from hatch_wasm_oci.runtime.store import RegistryOptions
     from hatch_wasm_oci.runtime.target import resolve
 
@@ -137,8 +138,10 @@ def _run(args: argparse.Namespace) -> int:
         plain_http=args.plain_http, ca_file=args.ca_file, offline=args.offline
     )
     name = Path(args.target).name or args.target
-    if args.timeout is not None and not args.timeout > 0:
-        raise WasmOciError(f"--timeout takes a number of seconds above 0, got {args.timeout}")
+    try:
+        check_timeout(args.timeout)
+    except ValueError as exc:
+        raise WasmOciError(f"--timeout {exc}") from None
     wasi = WasiOptions(
         args=[name, *args.args],
         env=_env(args.env),

@@ -24,7 +24,13 @@ import wasmtime.component as wc
 
 from hatch_wasm_oci.errors import ComponentError, ComponentTrap, UnknownExportError, ValueTypeError
 from hatch_wasm_oci.runtime import marshal
-from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, deadline_ticks, engine
+from hatch_wasm_oci.runtime.engine import (
+    cache_root,
+    check_timeout,
+    compile_binary,
+    deadline_ticks,
+    engine,
+)
 from hatch_wasm_oci.runtime.guest_thread import call_guest
 from hatch_wasm_oci.runtime.store import RegistryOptions
 from hatch_wasm_oci.runtime.target import Artifact, resolve
@@ -541,6 +547,10 @@ def load(
     Registry references use the same credentials as ``pull``; their blobs are kept in the
     local content store, and compiled code in the compiled cache.
     """
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise ComponentError(f"timeout {exc}") from None
     options = RegistryOptions(
         plain_http=plain_http,
         ca_file=Path(ca_file) if ca_file is not None else None,

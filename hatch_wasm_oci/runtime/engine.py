@@ -70,6 +70,23 @@ def engine(interruptible: bool = False) -> wasmtime.Engine:
     return _engines[interruptible]
 
 
+#: The longest ``--timeout`` (a year): past it the tick count would overflow wasmtime's u64
+#: epoch deadline arithmetic (``1e300`` timed out at once).
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
+def check_timeout(timeout: float | None) -> None:
+    """ValueError (one line) unless ``timeout`` is None or a number of seconds in
+    (0, :data:`MAX_TIMEOUT`]; ``nan`` and ``inf`` are refused."""
+    if timeout is None:
+        return
+    if not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_TIMEOUT):
+        raise ValueError(
+            f"takes a number of seconds above 0 and at most {MAX_TIMEOUT:.0f} (a year), "
+            f"got {timeout}"
+        )
+
+
 def deadline_ticks(timeout: float) -> int:
     """The epoch deadline for a store of the interruptible engine that may run ``timeout``
     seconds. The first call starts a daemon thread that advances that engine's epoch every
@@ -86,7 +103,7 @@ def deadline_ticks(timeout: float) -> int:
 
             _ticker = threading.Thread(target=tick, name="wasm-epoch", daemon=True)
             _ticker.start()
-    return max(1, math.ceil(timeout / TICK_SECONDS))
+    return max(1, math.ceil(min(timeout, MAX_TIMEOUT) / TICK_SECONDS))
 
 
 def wasmtime_version() -> str:
