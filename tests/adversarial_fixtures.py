@@ -64,17 +64,21 @@ def run_bounded(
     obey_permissions: bool = False,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     file_size_limit: int | None = None,
+    address_space_limit: int | None = ADDRESS_SPACE_LIMIT,
 ) -> Run:
     """``python -m hatch_wasm_oci ARGS`` under a deadline and an address-space limit.
 
     ``obey_permissions`` drops root's CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that file
     modes apply as they do for an ordinary user; ``on_start`` gets the process while it
-    runs (to signal it); ``file_size_limit`` sets RLIMIT_FSIZE (see small_filesystem). A run
-    past ``timeout`` is killed and fails the test.
+    runs (to signal it); ``file_size_limit`` sets RLIMIT_FSIZE (see small_filesystem);
+    ``address_space_limit=None`` lifts the address-space limit (wasmtime reserves several GiB
+    of guard pages per linear memory; the peak RSS is still asserted). A run past ``timeout``
+    is killed and fails the test.
     """
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+        if address_space_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space_limit, address_space_limit))
         if file_size_limit is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))

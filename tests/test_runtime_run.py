@@ -299,7 +299,10 @@ def test_timeout_interrupts_a_guest_that_never_ends(tmp_path: Path, cache_dir: P
     assert done.returncode == 2
     assert done.stderr == f"hatch-wasm-oci: {module} timed out after 0.5 s (--timeout)\n"
     done = run(module, "--timeout", "0", cache=cache_dir)
-    assert done.stderr == "hatch-wasm-oci: --timeout takes a number of seconds above 0, got 0.0\n"
+    assert done.stderr == (
+        "hatch-wasm-oci: --timeout takes a number of seconds above 0 and at most 31536000 "
+        "(a year), got 0.0\n"
+    )
 
 
 def test_http_component_is_refused(http_component: Path, cache_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,23 @@ def _dirs(specs: list[str]) -> list[tuple[str, str]]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.runtime import guest_thread
+
+    try:
+        return _run(args)
+    except BaseException as exc:
+        if guest_thread.abandoned is exc:  # a signal while the guest runs: end as wasmtime does
+            guest_thread.end_by_signal(
+                signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+            )
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.runtime import wave
     from hatch_wasm_oci.runtime.command import run_command
     from hatch_wasm_oci.runtime.component import LoadedComponent, WasiOptions
+    from hatch_wasm_oci.runtime.engine import check_timeout
     from hatch_wasm_oci.runtime.store import RegistryOptions
     from hatch_wasm_oci.runtime.target import resolve
 
@@ -123,8 +138,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         plain_http=args.plain_http, ca_file=args.ca_file, offline=args.offline
     )
     name = Path(args.target).name or args.target
-    if args.timeout is not None and not args.timeout > 0:
-        raise WasmOciError(f"--timeout takes a number of seconds above 0, got {args.timeout}")
+    try:
+        check_timeout(args.timeout)
+    except ValueError as exc:
+        raise WasmOciError(f"--timeout {exc}") from None
     wasi = WasiOptions(
         args=[name, *args.args],
         env=_env(args.env),

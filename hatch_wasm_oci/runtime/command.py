@@ -17,6 +17,7 @@ from hatch_wasm_oci.runtime.component import (
     trap_error,
 )
 from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, deadline_ticks, engine
+from hatch_wasm_oci.runtime.guest_thread import call_guest
 from hatch_wasm_oci.runtime.target import Artifact
 from hatch_wasm_oci.runtime.values import Ok
 from hatch_wasm_oci.wasm.binary import WasmKind
@@ -81,7 +82,7 @@ def _run_module(artifact: Artifact, wasi: WasiOptions) -> int:
         start = instance.exports(store)["_start"]
         assert isinstance(start, wasmtime.Func)
         with stderr.follow():
-            start(store)
+            call_guest(lambda: start(store))
     except wasmtime.ExitTrap as exc:
         stderr.take()
         return exc.code

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import sys
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +24,14 @@ import wasmtime.component as wc
 
 from hatch_wasm_oci.errors import ComponentError, ComponentTrap, UnknownExportError, ValueTypeError
 from hatch_wasm_oci.runtime import marshal
-from hatch_wasm_oci.runtime.engine import cache_root, compile_binary, deadline_ticks, engine
+from hatch_wasm_oci.runtime.engine import (
+    cache_root,
+    check_timeout,
+    compile_binary,
+    deadline_ticks,
+    engine,
+)
+from hatch_wasm_oci.runtime.guest_thread import call_guest
 from hatch_wasm_oci.runtime.store import RegistryOptions
 from hatch_wasm_oci.runtime.target import Artifact, resolve
 from hatch_wasm_oci.runtime.types import FunctionType
@@ -75,67 +82,93 @@ class WasiOptions:
 class StderrTail:
     """The guest's stderr: passed through to ours, its last few KiB kept for error messages.
 
-    The guest writes to a temporary file that wasmtime fills itself (a Python callback would
-    run on wasmtime's I/O threads, which can outlive the interpreter); :meth:`pump` copies
-    what is new to our stderr, after each call or, inside :meth:`follow`, every 50 ms.
+    The guest writes into a pipe that wasmtime opens itself (``/dev/fd/N``; a Python callback
+    would run on wasmtime's I/O threads, which can outlive the interpreter). A thread drains
+    it to our stderr as it arrives, so nothing ever lands on disk and a guest that writes
+    without end waits on the pipe (64 KiB) instead of filling ``$TMPDIR``.
     """
 
     def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="hatch-wasm-oci-stderr-")
-        os.close(fd)
-        weakref.finalize(self, _unlink, self.path)
-        self._offset = 0
-        self._tail = b""
-        self._lock = threading.Lock()
+        self._drain = _Drain()
+        weakref.finalize(self, self._drain.close)
 
     def configure(self, wasi: wasmtime.WasiConfig) -> None:
-        wasi.stderr_file = self.path
+        if self._drain.path is None:  # pragma: no cover - no /dev/fd (Windows)
+            wasi.inherit_stderr()
+        else:
+            wasi.stderr_file = self._drain.path
 
     def pump(self) -> None:
-        """Copy what the guest wrote since the last pump to our stderr."""
-        with self._lock:
-            try:
-                with open(self.path, "rb") as handle:
-                    handle.seek(self._offset)
-                    while data := handle.read(1 << 20):  # bounded memory, whatever it wrote
-                        self._offset += len(data)
-                        self._tail = (self._tail + data)[-STDERR_TAIL:]
-                        with contextlib.suppress(AttributeError, ValueError, OSError):
-                            sys.stderr.flush()
-                            sys.stderr.buffer.write(data)
-                            sys.stderr.buffer.flush()
-            except OSError:
-                return
+        """Copy what the guest wrote and the drain has not copied yet to our stderr."""
+        self._drain.pump()
 
     def take(self) -> str:
         """Pump, then return (and forget) the tail the guest wrote since the last take."""
-        self.pump()
+        return self._drain.take()
+
+    @contextlib.contextmanager
+    def follow(self) -> Iterator[None]:
+        """The guest's stderr reaches ours as it is written (always so; kept for callers)."""
+        yield
+
+
+class _Drain:
+    """A pipe and the daemon thread that empties it (no reference back to its owner, so the
+    owner's finalizer can stop it)."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.path: str | None = None
+        if not os.path.isdir("/dev/fd"):  # pragma: no cover - Windows
+            self._read = self._write = -1
+            return
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        self.path = f"/dev/fd/{self._write}"
+        threading.Thread(target=self._loop, name="guest-stderr", daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self._read], [], [], 0.2)
+            self.pump()
+        os.close(self._read)
+
+    def pump(self) -> None:
+        with self._lock:
+            while not self._closed.is_set():
+                try:
+                    data = os.read(self._read, 1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return
+                if not data:
+                    return
+                self._tail = (self._tail + data)[-STDERR_TAIL:]
+                with contextlib.suppress(AttributeError, ValueError, OSError):
+                    sys.stderr.flush()
+                    sys.stderr.buffer.write(data)
+                    sys.stderr.buffer.flush()
+
+    def take(self) -> str:
+        if self.path is not None:
+            self.pump()
         with self._lock:
             text = self._tail.decode(errors="replace")
             self._tail = b""
         return text
 
-    @contextlib.contextmanager
-    def follow(self) -> Iterator[None]:
-        """Stream the guest's stderr while the block runs (a command's output stays live)."""
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(0.05):
-                self.pump()
-
-        thread = threading.Thread(target=loop, name="guest-stderr", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+    def close(self) -> None:
+        """Stop the thread (it closes the read end); wasmtime keeps its own write end until
+        its store is dropped."""
+        if self.path is None or self._closed.is_set():  # pragma: no cover - Windows
+            return
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            os.close(self._write)
 
 
 def guest_failure(stderr: str) -> tuple[str | None, str | None]:
@@ -347,9 +380,13 @@ class LoadedComponent:
         lowered = [marshal.lower(v, t) for v, (_, t) in zip(values, params, strict=True)]
         if self._wasi.timeout is not None:
             store.set_epoch_deadline(deadline_ticks(self._wasi.timeout))
-        try:
+        def invoke() -> Any:
             result = func(store, *lowered)
             func.post_return(store)
+            return result
+
+        try:
+            result = call_guest(invoke)
         except wasmtime.ExitTrap as exc:
             self._instance = self._store = None
             self._stderr.take()
@@ -359,6 +396,9 @@ class LoadedComponent:
             raise trap_error(
                 export.full_name, exc, self._stderr.take(), self._wasi.timeout
             ) from None
+        except BaseException:
+            self._instance = self._store = None  # interrupted: the guest may still be running
+            raise
         self._stderr.take()
         return None if export.type.result is None else marshal.lift(result, export.type.result)
 
@@ -507,6 +547,10 @@ def load(
     Registry references use the same credentials as ``pull``; their blobs are kept in the
     local content store, and compiled code in the compiled cache.
     """
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise ComponentError(f"timeout {exc}") from None
     options = RegistryOptions(
         plain_http=plain_http,
         ca_file=Path(ca_file) if ca_file is not None else None,

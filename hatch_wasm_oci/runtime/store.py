@@ -3,13 +3,17 @@
 ``<cache>/store/blobs/sha256/<hex>`` holds manifests, configs and layers, each hashed on the
 way in (a blob is stored only under the digest it hashes to) and again when read.
 ``<cache>/store/tags/<hash of the reference>.json`` remembers the digest a tag last resolved
-to, for ``--offline``. A tag is resolved against the registry on every use (one manifest
-request); a digest already in the store never touches the network.
+to, for ``--offline``; since that record decides what runs, it carries an HMAC under this
+user's secret (:mod:`~hatch_wasm_oci.files.user_key`) and one that does not verify is refused.
+A tag is resolved against the registry on every use (one manifest request); a digest already
+in the store never touches the network.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -21,6 +25,8 @@ from hatch_wasm_oci.errors import RegistryError, WasmOciError
 from hatch_wasm_oci.files.atomic import atomic_write, replacing
 from hatch_wasm_oci.files.digest import CHUNK_SIZE
 from hatch_wasm_oci.files.json_input import parse_json_object
+from hatch_wasm_oci.files.regular import read_regular
+from hatch_wasm_oci.files.user_key import UserKeyError, keyed_hasher, user_key
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout import blob_relpath
 from hatch_wasm_oci.registry import pull as registry_pull
@@ -29,6 +35,8 @@ from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.reference import Reference, parse_reference
 
 MAX_MANIFEST = 4 << 20
+MAX_TAG_RECORD = 4096
+TAG_SEAL_PURPOSE = "store-tag"
 
 
 @dataclass(frozen=True)
@@ -115,20 +123,47 @@ class ContentStore:
         return self.root / "tags" / (hashlib.sha256(str(ref).encode()).hexdigest() + ".json")
 
     def remember_tag(self, ref: Reference, digest: str) -> None:
-        import json
-
+        """Record the digest ``ref`` resolved to, sealed with this user's key (no record
+        when the key is unavailable: ``--offline`` by tag then needs one online run)."""
+        try:
+            seal = _tag_seal(user_key(), str(ref), digest)
+        except UserKeyError:
+            return
         path = self._tag_file(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps({"reference": str(ref), "digest": digest}).encode())
+        record = {"reference": str(ref), "digest": digest, "seal": seal}
+        atomic_write(path, json.dumps(record).encode())
 
     def recall_tag(self, ref: Reference) -> str | None:
+        """The digest ``ref`` last resolved to; None if never recorded. RegistryError for a
+        record this user's key did not seal (planted, copied or damaged): it names what
+        runs, so it is never trusted on its own say."""
+        path = self._tag_file(ref)
         try:
-            record = parse_json_object(self._tag_file(ref).read_bytes(), "tag record", 4096)
-        except (OSError, WasmOciError):
+            data = read_regular(path, MAX_TAG_RECORD)
+        except FileNotFoundError:
             return None
-        digest = record.get("digest")
-        if record.get("reference") != str(ref) or not isinstance(digest, str):
-            return None
+        except (OSError, WasmOciError) as exc:
+            raise RegistryError(f"{ref}: the store's tag record is unreadable: {exc}") from None
+        refused = (
+            f"{ref}: the local store's record of this tag does not verify (damaged, or not "
+            "written by this user); run once without --offline, or name a digest"
+        )
+        try:
+            record = parse_json_object(data, "tag record", MAX_TAG_RECORD)
+            key = user_key()
+        except WasmOciError:
+            raise RegistryError(refused) from None
+        except UserKeyError as exc:
+            raise RegistryError(f"{ref}: cannot verify the store's tag record: {exc}") from None
+        digest, seal = record.get("digest"), record.get("seal")
+        if (
+            record.get("reference") != str(ref)
+            or not isinstance(digest, str)
+            or not isinstance(seal, str)
+            or not hmac.compare_digest(_tag_seal(key, str(ref), digest), seal)
+        ):
+            raise RegistryError(refused)
         return digest
 
     def artifact(self, ref: Reference, digest: str) -> StoredArtifact | None:
@@ -190,6 +225,13 @@ class ContentStore:
             self.keep(result.layout)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tag_seal(key: bytes, reference: str, digest: str) -> str:
+    """The HMAC a tag record carries, under this user's key (purpose ``store-tag``)."""
+    mac = keyed_hasher(key, TAG_SEAL_PURPOSE)
+    mac.update(reference.encode() + b"\0" + digest.encode())
+    return mac.hexdigest()
 
 
 def resolve_digest(ref: Reference, options: RegistryOptions) -> str:
