@@ -49,6 +49,8 @@ def inspect_layout(path: Path) -> dict[str, Any]:
     layout = OciLayout.open(path)
     manifests = []
     seen: set[str] = set()
+    referrers = layout.referrers()
+    seen.update(desc.digest for desc, _ in referrers)
     for desc in layout.manifests():
         if desc.digest in seen:
             continue
@@ -66,6 +68,15 @@ def inspect_layout(path: Path) -> dict[str, Any]:
         "layout": str(path),
         "tags": {tag: d.digest for tag, d in sorted(layout.tags().items())},
         "manifests": manifests,
+        "referrers": [
+            {
+                "digest": desc.digest,
+                "artifactType": referrer.artifact_type,
+                "subject": referrer.subject.digest,
+                "layers": [layer.to_json() for layer in referrer.layers],
+            }
+            for desc, referrer in referrers
+        ],
     }
 
 
@@ -127,8 +138,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     layout = OciLayout.open(Path(args.layout))
     layout.verify()
     manifests = {d.digest for d in layout.manifests()}
+    referrers = len(layout.referrers())
     tags = ", ".join(sorted(layout.tags())) or "none"
-    print(f"{layout.path}: ok ({len(manifests)} manifest(s), tags: {tags})")
+    extra = f", {referrers} referrer(s)" if referrers else ""
+    print(f"{layout.path}: ok ({len(manifests) - referrers} manifest(s){extra}, tags: {tags})")
     return 0
 
 
