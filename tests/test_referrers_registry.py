@@ -219,6 +219,11 @@ def test_fallback_tag_keeps_other_tools_entries_and_ghcr_style_attestations_list
     listed = plain_pull(f"{registry_anon.address}/{repo}:t", tmp_path / "p1", env)
     assert listed.returncode == 0, listed.stderr
     assert f"referrer {SIGSTORE} {foreign['digest']}" in listed.stdout
+    shown = run_cli("inspect", "--plain-http", f"{registry_anon.address}/{repo}:t", env=env)
+    assert shown.returncode == 0, shown.stderr
+    inspected = json.loads(shown.stdout)
+    assert inspected["digest"] == subject.digest and inspected["referrersFrom"] == "tag"
+    assert [r["artifactType"] for r in inspected["referrers"]] == [SIGSTORE]
     fetched = run_cli(
         "pull",
         f"{registry_anon.address}/{repo}:t",

@@ -82,6 +82,11 @@ def inspect_layout(path: Path) -> dict[str, Any]:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if not path.exists() and "/" in args.path and not args.path.startswith((".", "/")):
+        from hatch_wasm_oci.registry.pull import describe_remote  # a registry reference
+
+        _print_json(describe_remote(args.path, plain_http=args.plain_http, ca_file=args.ca_file))
+        return 0
     _print_json(inspect_layout(path) if path.is_dir() else inspect_wasm(path))
     return 0
 
@@ -150,7 +155,16 @@ def _add_core_commands(commands: Any) -> None:
     inspect = commands.add_parser(
         "inspect", help="show the Wasm OCI config of a .wasm, or the contents of a layout"
     )
-    inspect.add_argument("path", metavar="PATH", help="a .wasm file or an OCI layout directory")
+    inspect.add_argument(
+        "path",
+        metavar="PATH",
+        help="a .wasm file, an OCI layout directory, or a registry reference (REPO:TAG): its "
+        "manifest and the referrers the registry holds for it",
+    )
+    inspect.add_argument(
+        "--plain-http", action="store_true", help="for a reference: HTTP, not HTTPS"
+    )
+    inspect.add_argument("--ca-file", metavar="PATH", type=Path, help="for a reference: a CA")
     inspect.set_defaults(handler=_cmd_inspect)
 
     pack = commands.add_parser("pack", help="write a .wasm as a Wasm OCI artifact layout")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -221,6 +222,43 @@ def _fetch_blob(
             raise RegistryError(f"{action} failed: got {size} bytes, descriptor says {blob.size}")
         client.reporter.outcome(blob.digest, blob.size, "downloaded")
         return
+
+
+def describe_remote(
+    reference: str,
+    *,
+    plain_http: bool = False,
+    ca_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What ``inspect REF`` shows: the Wasm manifest the reference names (its digest checked)
+    and the referrers the registry holds for it; nothing is written."""
+    from hatch_wasm_oci.registry.referrers import list_referrers
+
+    ref = parse_reference(reference)
+    if not ref.tag and not ref.digest:
+        ref = ref.with_tag("latest")
+    client = RegistryClient(
+        ref.api_host,
+        resolve_credentials(ref.host, environ),
+        plain_http=plain_http,
+        ca_file=ca_file,
+        retry=RetryPolicy.from_env(environ),
+        environ=environ,
+    )
+    client.want(ref.repository, "pull")
+    data, digest, _ = _resolve_manifest(client, ref)
+    listing = list_referrers(client, ref.repository, digest, f"listing referrers of {ref}")
+    return {
+        "reference": str(ref),
+        "digest": digest,
+        "manifest": json.loads(data),
+        "referrers": [
+            {"digest": e.digest, "artifactType": e.artifact_type, "size": e.size}
+            for e in listing.entries
+        ],
+        "referrersFrom": listing.source,
+    }
 
 
 def _fetch_referrer(
