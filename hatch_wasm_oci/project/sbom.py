@@ -99,23 +99,39 @@ def _normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _record_paths(dist: importlib.metadata.Distribution) -> list[str]:
+    """The paths a distribution's ``RECORD`` lists (first CSV field; no quoting in practice)."""
+    text = dist.read_text("RECORD") or ""
+    paths = []
+    for line in text.splitlines():
+        path = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
+        if path:
+            paths.append(path.strip('"'))
+    return paths
+
+
 def bundled_distributions(source: ComponentizePySource, root: Path) -> list[Bundled]:
     """The distributions of the build environment that ``source``'s app imports."""
     sites = site_directories()
     if not sites:
         return []
     tops = [(root / top).resolve() for top in source.python_path or (".",)]
-    files = imported_files(source.app, [*tops, *sites])
+    site_prefixes = tuple(str(s) + os.sep for s in sites)
+    files = {f for f in imported_files(source.app, [*tops, *sites]) if f.startswith(site_prefixes)}
+    if not files:
+        return []
     found: dict[str, Bundled] = {}
     for dist in importlib.metadata.distributions(path=[str(s) for s in sites]):
         base = os.path.abspath(str(dist.locate_file("")))
         included = []
-        for record in dist.files or ():
-            full = os.path.abspath(os.path.join(base, str(record)))
+        for record in _record_paths(dist):
+            full = os.path.normpath(os.path.join(base, record))
             if full in files:
-                included.append((Path(str(record)).as_posix(), file_digest(Path(full))[7:]))
+                included.append((Path(record).as_posix(), file_digest(Path(full))[7:]))
+        if not included:
+            continue
         name = _normalized(dist.metadata["Name"] or "")
-        if included and name and name not in found:
+        if name and name not in found:
             found[name] = Bundled(name, dist.version, _license(dist), tuple(sorted(included)))
     return sorted(found.values(), key=lambda b: b.name)
 

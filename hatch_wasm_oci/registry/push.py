@@ -357,9 +357,12 @@ class _Pusher:
         from hatch_wasm_oci.registry.referrers import list_referrers, merged_index
 
         indexed = False
+        sent: set[str] = set()  # the empty config is every referrer's: checked once
         for desc in referrers:
             for blob in _manifest_blobs(self.layout, desc):
-                self.ensure_blob(client, repo, blob)
+                if blob.digest not in sent:
+                    sent.add(blob.digest)
+                    self.ensure_blob(client, repo, blob)
             data = self.layout.manifest_bytes(desc)
             indexed = self.put_manifest(client, repo, desc, data, None) == subject.digest or indexed
         if indexed:
