@@ -128,5 +128,107 @@ def main() -> int:
             registry.stop()
 
 
+# -- referrers (SBOM and provenance): build overhead and push time ---------------------------
+
+REFERRER_BUILD_TARGET = 0.05
+"""Attaching the SBOM and provenance may add at most this share of the compile."""
+REFERRER_PUSH_TARGET = 0.2
+"""Seconds the referrers of one component may take to push on loopback."""
+
+
+def bench_referrers(repeat: int = 3) -> int:
+    """Time what the SBOM and provenance add to a build of example-project (against the
+    componentize-py compile of the same build, measured in this run) and how long pushing them
+    after the component takes on a loopback ``docker-registry`` (distribution 2.8.2: the
+    fallback tag)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    from hatch_wasm_oci.oci.layout import pack
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+    from hatch_wasm_oci.project import attestations
+    from hatch_wasm_oci.project.componentize import run_compiler
+    from hatch_wasm_oci.project.settings import ComponentizePySource, parse_settings
+    from hatch_wasm_oci.registry.progress import Reporter
+    from hatch_wasm_oci.registry.push import (
+        PushOptions,
+        PushResult,
+        _Pusher,
+        attach_referrers,
+        plan_push,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-referrers-") as tmp_name:
+        tmp = Path(tmp_name)
+        project = copy_project(EXAMPLE_PROJECT, tmp / "project")
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+        settings = parse_settings(
+            pyproject["tool"]["hatch"]["build"]["targets"]["wasm-oci"], root=project
+        )
+        source = settings.source
+        assert isinstance(source, ComponentizePySource)
+        wasm = tmp / "component.wasm"
+        started = time.perf_counter()
+        run_compiler(source, project, wasm, where="bench", log=lambda _: None)
+        compile_seconds = time.perf_counter() - started
+        attach_times = []
+        for i in range(repeat):
+            packed = pack(wasm, tmp / f"layout-{i}", tags=("0.1.0",))
+            started = time.perf_counter()
+            attached = attestations.attach(
+                packed,
+                settings,
+                root=project,
+                name="example-inventory",
+                version="0.1.0",
+                project=pyproject["project"],
+                wasm=wasm,
+                exclude=[],
+                created="2020-02-02T00:00:00Z",
+                environ={},
+                tar=False,
+            )
+            attach_times.append(time.perf_counter() - started)
+        layout = OciLayout.open(attached.layout)
+        registry = start_registry(tmp / "registry")
+        try:
+            push_times = []
+            for _ in range(repeat):
+                ref = f"{registry.address}/bench/referrers-{uuid.uuid4().hex[:8]}:0.1.0"
+                targets = plan_push(layout, [ref])
+                options = PushOptions(plain_http=True, progress=Reporter("quiet"), environ={})
+                pusher = _Pusher(layout, options)
+                pusher.push_repository(list(targets))
+                result = PushResult()
+                started = time.perf_counter()
+                attach_referrers(pusher, targets, result)
+                push_times.append(time.perf_counter() - started)
+                if result.warnings or len(result.referrers) != 2:
+                    raise SystemExit(f"referrers not attached: {result.warnings}")
+        finally:
+            registry.stop()
+        first, best = attach_times[0], min(attach_times)
+        share = first / compile_seconds
+        push = min(push_times)
+        build_ok = share <= REFERRER_BUILD_TARGET
+        push_ok = push <= REFERRER_PUSH_TARGET
+        print(f"componentize-py compile (this run):      {compile_seconds:7.2f} s")
+        print(
+            f"SBOM + provenance, first (cold imports): {first:7.3f} s = {share:.2%} of the "
+            f"compile (target <= {REFERRER_BUILD_TARGET:.0%}: {'ok' if build_ok else 'MISSED'})"
+        )
+        print(f"SBOM + provenance, best of {repeat}:           {best:7.3f} s")
+        print(
+            f"push of both referrers (loopback, best of {repeat}): {push:.3f} s "
+            f"(target <= {REFERRER_PUSH_TARGET} s: {'ok' if push_ok else 'MISSED'}); "
+            f"all runs {', '.join(f'{t:.3f}' for t in push_times)}"
+        )
+        return 0 if build_ok and push_ok else 1
+
+
 if __name__ == "__main__":
+    if "--referrers" in sys.argv:
+        raise SystemExit(bench_referrers())
     raise SystemExit(main())

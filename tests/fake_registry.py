@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import socket
 import ssl
@@ -27,6 +28,7 @@ from typing import Any
 
 _PATH = re.compile(r"/v2/(?P<name>.+?)/(?P<kind>manifests|blobs)/(?P<ref>[^/?]+)")
 _UPLOAD = re.compile(r"/v2/(?P<name>.+?)/blobs/uploads/(?P<id>[^/?]*)")
+_REFERRERS = re.compile(r"/v2/(?P<name>.+?)/referrers/(?P<digest>sha256:[0-9a-f]{64})")
 
 
 @dataclass
@@ -82,8 +84,12 @@ class FakeRegistry:
         user: tuple[str, str] = ("ada", "s3cret-fake-Pa55"),
         token: str = "tok-FAKE-bearer-0123456789",
         misbehave: Hook | None = None,
+        referrers_api: bool = False,
     ) -> None:
         self.auth = auth  # None, "basic" or "bearer"
+        #: Serve ``GET /v2/<name>/referrers/<digest>`` (distribution-spec 1.1) and answer a
+        #: manifest PUT with ``subject`` with ``OCI-Subject``; else 404 there, as 2.8 does.
+        self.referrers_api = referrers_api
         self.user = user
         self.token = token
         self.misbehave = misbehave
@@ -123,6 +129,41 @@ class FakeRegistry:
     def seen(self, text: str) -> list[Logged]:
         """Requests whose headers or path contain ``text`` (e.g. a password or its base64)."""
         return [r for r in self.log if text in r.path or any(text in v for v in r.headers.values())]
+
+    @staticmethod
+    def subject_of(manifest: bytes) -> str | None:
+        """The ``subject`` digest a manifest names, if any."""
+        try:
+            doc = json.loads(manifest)
+            return str(doc["subject"]["digest"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def referrers_answer(self, name: str, digest: str) -> Reply:
+        """The referrers API's image index of the manifests in ``name`` whose subject is
+        ``digest``."""
+        entries = []
+        seen = set()
+        for (repo, _ref), (body, media) in list(self.manifests.items()):
+            found = hashlib.sha256(body).hexdigest()
+            if repo != name or found in seen or self.subject_of(body) != digest:
+                continue
+            seen.add(found)
+            doc = json.loads(body)
+            entry = {"mediaType": media, "digest": f"sha256:{found}", "size": len(body)}
+            if "artifactType" in doc:
+                entry["artifactType"] = doc["artifactType"]
+            entries.append(entry)
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }
+        return Reply(
+            200,
+            {"Content-Type": "application/vnd.oci.image.index.v1+json"},
+            json.dumps(index).encode(),
+        )
 
     def basic_value(self) -> str:
         """The base64 of ``user:password`` (what a leaked basic header carries)."""
@@ -245,6 +286,10 @@ class FakeRegistry:
                     fake.blobs[digest] = bytes(data)
                     self.reply(Reply(201, {"Docker-Content-Digest": digest}))
                     return
+                referrers = _REFERRERS.fullmatch(path)
+                if referrers and fake.referrers_api and self.command == "GET":
+                    self.reply(fake.referrers_answer(referrers["name"], referrers["digest"]))
+                    return
                 match = _PATH.fullmatch(path)
                 if not match:
                     self._json(404, '{"errors":[{"code":"NOT_FOUND"}]}')
@@ -262,7 +307,11 @@ class FakeRegistry:
                     media = self.headers.get("Content-Type", "")
                     fake.manifests[(name, ref)] = (body, media)
                     fake.manifests[(name, digest)] = (body, media)
-                    self.reply(Reply(201, {"Docker-Content-Digest": digest}))
+                    answer = {"Docker-Content-Digest": digest}
+                    subject = fake.subject_of(body)
+                    if fake.referrers_api and subject:
+                        answer["OCI-Subject"] = subject
+                    self.reply(Reply(201, answer))
                     return
                 found = fake.manifests.get((name, ref))
                 if found is None:

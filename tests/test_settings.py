@@ -149,10 +149,12 @@ def test_every_problem_reported_at_once(root: Path) -> None:
     cpy = f"{T}.componentize-py"
     assert found == [
         f"{T}.include-in-wheel: unknown key (known keys: componentize-py, command, path, target, "
-        "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package, "
+        "annotations, tags, tar, embed-metadata, sbom, provenance, repository, wit-dependencies, "
+        "wit-package, "
         "cache-repository, cache-signed, check)",
         f"{T}.unknown: unknown key (known keys: componentize-py, command, path, target, "
-        "annotations, tags, tar, embed-metadata, repository, wit-dependencies, wit-package, "
+        "annotations, tags, tar, embed-metadata, sbom, provenance, repository, wit-dependencies, "
+        "wit-package, "
         "cache-repository, cache-signed, check)",
         f"{cpy}.colour: unknown key (known keys: wit-path, world, app, python-path, stub-wasi, "
         "args)",
@@ -257,8 +259,9 @@ def test_hook_keys(root: Path) -> None:
         hook=True,
     ) == [
         f"{HOOK_TABLE}.versions: unknown key (known keys: componentize-py, command, path, "
-        "target, annotations, tags, tar, embed-metadata, repository, wit-dependencies, "
-        "wit-package, cache-repository, cache-signed, check, include-in-wheel, sdist)",
+        "target, annotations, tags, tar, embed-metadata, sbom, provenance, repository, "
+        "wit-dependencies, wit-package, cache-repository, cache-signed, check, include-in-wheel, "
+        "sdist)",
         f"{HOOK_TABLE}.include-in-wheel: must be a relative path inside the wheel, not '../x.wasm'",
         f"{HOOK_TABLE}.sdist: must be true or false, not a string",
     ]

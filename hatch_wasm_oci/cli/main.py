@@ -49,6 +49,8 @@ def inspect_layout(path: Path) -> dict[str, Any]:
     layout = OciLayout.open(path)
     manifests = []
     seen: set[str] = set()
+    referrers = layout.referrers()
+    seen.update(desc.digest for desc, _ in referrers)
     for desc in layout.manifests():
         if desc.digest in seen:
             continue
@@ -66,11 +68,25 @@ def inspect_layout(path: Path) -> dict[str, Any]:
         "layout": str(path),
         "tags": {tag: d.digest for tag, d in sorted(layout.tags().items())},
         "manifests": manifests,
+        "referrers": [
+            {
+                "digest": desc.digest,
+                "artifactType": referrer.artifact_type,
+                "subject": referrer.subject.digest,
+                "layers": [layer.to_json() for layer in referrer.layers],
+            }
+            for desc, referrer in referrers
+        ],
     }
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    if not path.exists() and "/" in args.path and not args.path.startswith((".", "/")):
+        from hatch_wasm_oci.registry.pull import describe_remote  # a registry reference
+
+        _print_json(describe_remote(args.path, plain_http=args.plain_http, ca_file=args.ca_file))
+        return 0
     _print_json(inspect_layout(path) if path.is_dir() else inspect_wasm(path))
     return 0
 
@@ -127,8 +143,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     layout = OciLayout.open(Path(args.layout))
     layout.verify()
     manifests = {d.digest for d in layout.manifests()}
+    referrers = len(layout.referrers())
     tags = ", ".join(sorted(layout.tags())) or "none"
-    print(f"{layout.path}: ok ({len(manifests)} manifest(s), tags: {tags})")
+    extra = f", {referrers} referrer(s)" if referrers else ""
+    print(f"{layout.path}: ok ({len(manifests) - referrers} manifest(s){extra}, tags: {tags})")
     return 0
 
 
@@ -137,7 +155,16 @@ def _add_core_commands(commands: Any) -> None:
     inspect = commands.add_parser(
         "inspect", help="show the Wasm OCI config of a .wasm, or the contents of a layout"
     )
-    inspect.add_argument("path", metavar="PATH", help="a .wasm file or an OCI layout directory")
+    inspect.add_argument(
+        "path",
+        metavar="PATH",
+        help="a .wasm file, an OCI layout directory, or a registry reference (REPO:TAG): its "
+        "manifest and the referrers the registry holds for it",
+    )
+    inspect.add_argument(
+        "--plain-http", action="store_true", help="for a reference: HTTP, not HTTPS"
+    )
+    inspect.add_argument("--ca-file", metavar="PATH", type=Path, help="for a reference: a CA")
     inspect.set_defaults(handler=_cmd_inspect)
 
     pack = commands.add_parser("pack", help="write a .wasm as a Wasm OCI artifact layout")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ def add_commands(subparsers: Any) -> None:
     pull.add_argument("reference", metavar="REF")
     pull.add_argument("-o", "--output", metavar="DIR", type=Path, required=True)
     pull.add_argument("--force", action="store_true", help="replace an existing DIR/<title>.wasm")
+    pull.add_argument(
+        "--referrers",
+        action="store_true",
+        help="also fetch the artifact's referrers (SBOM, provenance, attestations) into the layout",
+    )
     _transport_options(pull)
     _output_options(pull)
     pull.set_defaults(handler=_cmd_pull)
@@ -105,6 +111,10 @@ def _cmd_push(args: argparse.Namespace) -> int:
         if args.format == "text":
             for ref in result.references:
                 print(ref.line)
+            for entry in result.referrers:
+                print(f"  referrer {entry.artifact_type} {entry.digest}")
+        for warning in result.warnings:
+            print(f"hatch-wasm-oci: warning: {warning}", file=sys.stderr)
     if args.summary:
         from hatch_wasm_oci.files.atomic import write_json
 
@@ -124,7 +134,10 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         plain_http=args.plain_http,
         ca_file=args.ca_file,
         progress=_reporter(args),
+        referrers=args.referrers,
     )
+    for warning in result.warnings:
+        print(f"hatch-wasm-oci: warning: {warning}", file=sys.stderr)
     _keep_in_store(result.layout, result.reference, result.digest)
     pinned = result.reference if "@" in result.reference else f"{result.reference}@{result.digest}"
     if args.format == "json":
@@ -136,10 +149,21 @@ def _cmd_pull(args: argparse.Namespace) -> int:
                 "wasm": str(result.wasm),
                 "layout": str(result.layout),
                 "size": result.size,
+                "referrers": [
+                    {
+                        "digest": r.digest,
+                        "artifactType": r.artifact_type,
+                        "fetched": result.fetched,
+                    }
+                    for r in result.referrers
+                ],
             }
         )
     else:
         print(f"{pinned} -> {result.wasm} (layout {result.layout})")
+        how = "fetched" if result.fetched else "in the registry; pull --referrers fetches it"
+        for r in result.referrers:
+            print(f"  referrer {r.artifact_type or 'unknown type'} {r.digest} ({how})")
     return 0
 
 

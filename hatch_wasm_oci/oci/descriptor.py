@@ -34,22 +34,26 @@ def string_map(obj: Any, what: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """An OCI content descriptor; unknown fields (``urls``, ``data``, ``artifactType``) are
-    ignored when parsing and never written."""
+    """An OCI content descriptor; unknown fields (``urls``, ``data``) are ignored when parsing
+    and never written. ``artifact_type`` is a referrer's ``artifactType`` (index entries)."""
 
     media_type: str
     digest: str
     size: int
     annotations: dict[str, str] = field(default_factory=dict)
     platform: Platform | None = field(default=None, compare=False)
+    artifact_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The descriptor as written: mediaType, digest, size, then sorted annotations if any."""
+        """The descriptor as written: mediaType, digest, size, artifactType if any, then sorted
+        annotations if any."""
         desc: dict[str, Any] = {
             "mediaType": self.media_type,
             "digest": self.digest,
             "size": self.size,
         }
+        if self.artifact_type is not None:
+            desc["artifactType"] = self.artifact_type
         if self.annotations:
             desc["annotations"] = dict(sorted(self.annotations.items()))
         return desc
@@ -57,7 +61,9 @@ class Descriptor:
     def with_annotations(self, annotations: Mapping[str, str]) -> Descriptor:
         """A copy with ``annotations`` added (they win over existing keys)."""
         merged = {**self.annotations, **annotations}
-        return Descriptor(self.media_type, self.digest, self.size, merged, self.platform)
+        return Descriptor(
+            self.media_type, self.digest, self.size, merged, self.platform, self.artifact_type
+        )
 
     @classmethod
     def from_json(cls, obj: Any) -> Descriptor:
@@ -78,4 +84,7 @@ class Descriptor:
             arch, os_name = raw.get("architecture"), raw.get("os")
             if isinstance(arch, str) and isinstance(os_name, str):
                 platform = Platform(arch, os_name)
-        return cls(media_type, digest, size, annotations, platform)
+        artifact_type = obj.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise ArtifactError(f"descriptor {digest}'s artifactType is not a string")
+        return cls(media_type, digest, size, annotations, platform, artifact_type)

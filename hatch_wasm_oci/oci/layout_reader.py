@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.errors import LayoutError
+from hatch_wasm_oci.errors import ArtifactError, LayoutError
 from hatch_wasm_oci.files.digest import file_digest
 from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
 from hatch_wasm_oci.files.regular import FileInputError, open_regular, read_exactly
@@ -23,6 +23,7 @@ from hatch_wasm_oci.oci.layout import (
     read_layout_json,
 )
 from hatch_wasm_oci.oci.manifest import WasmManifest
+from hatch_wasm_oci.oci.referrers import EMPTY_DATA, Referrer, looks_like_referrer
 from hatch_wasm_oci.oci.tags import is_valid_tag
 
 # Manifests and configs are small; a larger one is refused before it is read into memory.
@@ -60,6 +61,34 @@ class OciLayout:
             except LayoutError as exc:
                 raise LayoutError(f"{self.path}/index.json: manifests[{i}]: {exc}") from None
         return out
+
+    def referrers(self, subject: str | None = None) -> list[tuple[Descriptor, Referrer]]:
+        """Every referrer the index lists (of ``subject`` only, when given), in index order,
+        each once; LayoutError if one cannot be read or parsed."""
+        found: list[tuple[Descriptor, Referrer]] = []
+        seen: set[str] = set()
+        for desc in self.manifests():
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            referrer = self.referrer(desc)
+            if referrer is not None and subject in (None, referrer.subject.digest):
+                found.append((desc, referrer))
+        return found
+
+    def referrer(self, desc: Descriptor) -> Referrer | None:
+        """The referrer ``desc`` names, or None when it is no referrer (has no ``subject``)."""
+        doc = self.manifest(desc)
+        if not looks_like_referrer(doc):
+            return None
+        try:
+            return Referrer.from_json(doc)
+        except ArtifactError as exc:
+            raise LayoutError(f"{self.path}: referrer {desc.digest}: {exc}") from None
+
+    def artifacts(self) -> list[Descriptor]:
+        """The manifests of ``index.json`` that are not referrers, in index order."""
+        return [d for d in self.manifests() if self.referrer(d) is None]
 
     def tags(self) -> dict[str, Descriptor]:
         """Tag name -> manifest descriptor, from ``org.opencontainers.image.ref.name``."""
@@ -173,6 +202,9 @@ class OciLayout:
 
     def _problem(self, desc: Descriptor, tags: Sequence[str], *, rehash: bool) -> str | None:
         try:
+            referrer = self.referrer(desc)
+            if referrer is not None:
+                return self._referrer_problem(referrer, rehash=rehash)
             manifest = self.wasm_manifest(desc)
             values = annotation_problems(manifest.annotations, tags)
             if values:
@@ -186,6 +218,24 @@ class OciLayout:
                 return f"layer blob {layer.digest} does not match its digest"
         except LayoutError as exc:
             return str(exc).removeprefix(f"{self.path}: ")
+        return None
+
+    def _referrer_problem(self, referrer: Referrer, *, rehash: bool) -> str | None:
+        """A referrer's subject must be a manifest of this layout; its blobs must be there."""
+        listed = {d.digest for d in self.manifests()}
+        if referrer.subject.digest not in listed:
+            return (
+                f"referrer ({referrer.artifact_type}): its subject {referrer.subject.digest} is "
+                "not in the layout"
+            )
+        for blob in (referrer.config, *referrer.layers):
+            self.check_blob(blob)
+            if rehash and self.blob_digest(blob) != blob.digest:
+                return f"blob {blob.digest} does not match its digest"
+        if referrer.config.media_type == media_types.EMPTY and (
+            self.read_document(referrer.config) != EMPTY_DATA
+        ):
+            return "the empty config is not {}"
         return None
 
     def blob_digest(self, descriptor: Descriptor) -> str:

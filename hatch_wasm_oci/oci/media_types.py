@@ -11,6 +11,10 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 WASM_CONFIG = "application/vnd.wasm.config.v0+json"
 WASM_LAYER = "application/wasm"
+#: Referrers (image-spec 1.1 ``subject``): the empty config and the two documents a build attaches.
+EMPTY = "application/vnd.oci.empty.v1+json"
+SBOM = "application/vnd.cyclonedx+json"
+PROVENANCE = "application/vnd.in-toto+json"
 
 ARCHITECTURE = "wasm"
 COMPONENT_OS = "wasip2"

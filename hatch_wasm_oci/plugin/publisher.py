@@ -249,7 +249,12 @@ class WasmOciPublisher(PublisherInterface):
                 result = push(plan.layout, kept, push_options)
                 for ref in result.references:
                     self.app.display(ref.line)
+                for attached in result.referrers:
+                    self.app.display(f"  referrer {attached.artifact_type} {attached.digest}")
+                for warning in result.warnings:
+                    self.app.display_warning(warning)
                 total.references.extend(result.references)
+                total.referrers.extend(result.referrers)
                 for stat in vars(total.stats):
                     setattr(
                         total.stats, stat, getattr(total.stats, stat) + getattr(result.stats, stat)

@@ -16,6 +16,7 @@ Windows). Delete that directory to clear it; ``HATCH_WASM_OCI_NO_CACHE=1`` bypas
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -128,11 +129,18 @@ def _walk_files(top: Path, excluded: set[Path]) -> Iterator[Path]:
 
 
 def _visible_distributions() -> list[str]:
+    return list(_distributions_on(tuple(sys.path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _distributions_on(path: tuple[str, ...]) -> tuple[str, ...]:
+    """``name==version`` of every distribution on ``path`` (read once per path per process:
+    the provenance asks again for the key the compile just computed)."""
     found = set()
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=list(path)):
         name = dist.metadata["Name"] or ""
         found.add(f"{re.sub(r'[-_.]+', '-', name).lower()}=={dist.version}")
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def input_key(

@@ -382,6 +382,9 @@ def build_artifact(
             check_instantiates(component, f"{settings.key('check')}: {component.name}")
         staging = work / "staging" if install else out_dir
         staging.mkdir(parents=True, exist_ok=True)
+        from hatch_wasm_oci.project import attestations
+
+        attaching = any(attestations.wanted(settings))
         packed = pack(
             component,
             staging / base,
@@ -389,8 +392,22 @@ def build_artifact(
             annotations=annotations,
             target=target,
             created=created,
-            tar=settings.tar,
+            tar=settings.tar and not attaching,
         )
+        if attaching:  # SBOM and provenance as referrers, before the tar is written
+            packed = attestations.attach(
+                packed,
+                settings,
+                root=root,
+                name=name,
+                version=version,
+                project=project,
+                wasm=component,
+                exclude=[*exclude, out_dir],
+                created=created,
+                environ=environ,
+                tar=settings.tar,
+            )
         staged = BuildOutput(
             pack=packed,
             component=_layer_path(packed),

@@ -83,6 +83,8 @@ COMMON_KEYS = (
     "tags",
     "tar",
     "embed-metadata",
+    "sbom",
+    "provenance",
     "repository",
     "wit-dependencies",
     "wit-package",
@@ -139,6 +141,9 @@ class WasmOciSettings:
     tags: tuple[str, ...] = DEFAULT_TAGS
     tar: bool = False
     embed_metadata: bool = True
+    #: ``sbom`` / ``provenance``: attach them as referrers (None: on for componentize-py).
+    sbom: bool | None = None
+    provenance: bool | None = None
     repository: str | None = None
     #: Where compiled components are also cached (an OCI repository), see build.registry_cache.
     cache_repository: str | None = None
@@ -220,6 +225,15 @@ def _bool(
         problems.add(f"{path}.{key}", f"must be true or false, not {_describe(value)}")
         return default
     return value
+
+
+def _optional_bool(
+    config: Mapping[str, Any], key: str, path: str, problems: _Problems
+) -> bool | None:
+    """``true``/``false`` when set, None when absent (the default depends on the source)."""
+    if key not in config:
+        return None
+    return _bool(config, key, path, problems, False)
 
 
 def _describe(value: object) -> str:
@@ -479,6 +493,8 @@ def parse_settings(
         _expand_tags(tags, version, f"{table}.tags", problems, formatter)
     tar = _bool(config, "tar", table, problems, False)
     embed = _bool(config, "embed-metadata", table, problems, True)
+    sbom = _optional_bool(config, "sbom", table, problems)
+    provenance = _optional_bool(config, "provenance", table, problems)
     repository = _repository(config, "repository", table, problems)
     wit_dependencies = config.get("wit-dependencies")
     if wit_dependencies is not None and not isinstance(wit_dependencies, (bool, Mapping)):
@@ -524,6 +540,8 @@ def parse_settings(
         tags=tags,
         tar=tar,
         embed_metadata=embed,
+        sbom=sbom,
+        provenance=provenance,
         repository=repository,
         cache_repository=cache_repository,
         cache_signed=cache_signed,

@@ -7,7 +7,9 @@ is left behind when a check fails.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -32,6 +34,8 @@ from hatch_wasm_oci.registry.reference import Reference, parse_reference
 from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS
 
 MAX_MANIFEST_SIZE = mt.MAX_DOCUMENT_SIZE
+#: The largest blob of a referrer (an SBOM, a provenance statement, a signature) pulled.
+MAX_REFERRER_BLOB = 16 << 20
 MAX_NAME_STEM = 100
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _WINDOWS_DEVICES = frozenset(
@@ -43,13 +47,17 @@ LAYOUT_DIR_NAME = "layout"
 
 @dataclass(frozen=True)
 class PullResult:
-    """What ``pull`` wrote."""
+    """What ``pull`` wrote; ``referrers`` is what the registry lists for the manifest (all
+    written into the layout with ``referrers=True``), ``warnings`` what could not be listed."""
 
     reference: str
     digest: str
     wasm: Path
     layout: Path
     size: int
+    referrers: tuple[Descriptor, ...] = ()
+    fetched: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 class _Interrupted(Exception):
@@ -216,6 +224,82 @@ def _fetch_blob(
         return
 
 
+def describe_remote(
+    reference: str,
+    *,
+    plain_http: bool = False,
+    ca_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What ``inspect REF`` shows: the Wasm manifest the reference names (its digest checked)
+    and the referrers the registry holds for it; nothing is written."""
+    from hatch_wasm_oci.registry.referrers import list_referrers
+
+    ref = parse_reference(reference)
+    if not ref.tag and not ref.digest:
+        ref = ref.with_tag("latest")
+    client = RegistryClient(
+        ref.api_host,
+        resolve_credentials(ref.host, environ),
+        plain_http=plain_http,
+        ca_file=ca_file,
+        retry=RetryPolicy.from_env(environ),
+        environ=environ,
+    )
+    client.want(ref.repository, "pull")
+    data, digest, _ = _resolve_manifest(client, ref)
+    listing = list_referrers(client, ref.repository, digest, f"listing referrers of {ref}")
+    return {
+        "reference": str(ref),
+        "digest": digest,
+        "manifest": json.loads(data),
+        "referrers": [
+            {"digest": e.digest, "artifactType": e.artifact_type, "size": e.size}
+            for e in listing.entries
+        ],
+        "referrersFrom": listing.source,
+    }
+
+
+def _fetch_referrer(
+    client: RegistryClient, ref: Reference, subject: str, entry: Descriptor, writer: LayoutWriter
+) -> None:
+    """Fetch one referrer into ``writer``: its manifest (digest checked, subject ``subject``),
+    its config and layers (each at most MAX_REFERRER_BLOB bytes, JSON ones bounded in depth)."""
+    from hatch_wasm_oci.files.json_input import JsonInputError, parse_json
+    from hatch_wasm_oci.oci.referrers import Referrer
+
+    action = f"pulling referrer {entry.digest[:19]} of {ref}"
+    data, digest, _ = _get_manifest(client, ref.with_digest(entry.digest), action)
+    try:
+        referrer = Referrer.parse(data)
+    except ArtifactError as exc:
+        raise RegistryError(f"{action}: {exc}; nothing was written") from None
+    if referrer.subject.digest != subject:
+        raise RegistryError(
+            f"{action}: its subject is {referrer.subject.digest}, not {subject}; refused, "
+            "nothing was written"
+        )
+    for blob in (referrer.config, *referrer.layers):
+        if blob.size > MAX_REFERRER_BLOB:
+            raise RegistryError(
+                f"{action}: its blob {blob.digest[:19]} of {blob.size} bytes is over the "
+                f"{MAX_REFERRER_BLOB}-byte limit for a referrer's document; nothing was written"
+            )
+        _fetch_blob(client, ref, blob, writer)
+        if blob.media_type.endswith("json"):
+            try:
+                parse_json(writer.blob_path(blob.digest).read_bytes(), blob.digest, blob.size)
+            except JsonInputError as exc:
+                raise RegistryError(f"{action}: {exc}; nothing was written") from None
+    writer.add_blob(data)
+    writer.add_untagged(
+        Descriptor(
+            mt.MANIFEST, digest, len(data), dict(referrer.annotations), None, referrer.artifact_type
+        )
+    )
+
+
 def pull(
     reference: str,
     out_dir: Path,
@@ -226,8 +310,14 @@ def pull(
     environ: Mapping[str, str] | None = None,
     progress: Reporter | None = None,
     max_layer_size: int | None = None,
+    referrers: bool = False,
 ) -> PullResult:
     """Pull ``reference`` into ``out_dir``: ``<title>.wasm`` and ``layout/`` (an OCI layout).
+
+    The registry's referrers of the manifest (SBOM, provenance, others' attestations) are
+    listed; with ``referrers`` they are fetched into the layout too, each checked (bounded
+    documents, subject the pulled manifest, digests), and one that fails its check fails the
+    pull with nothing written.
 
     An existing ``.wasm`` of that name is replaced only with ``force``. On any failure
     ``out_dir`` is left as it was (removed if this call created it). ``max_layer_size`` refuses
@@ -253,14 +343,27 @@ def pull(
             f"{ref}: its layer of {manifest.layer.size} bytes is over the "
             f"{max_layer_size}-byte limit"
         )
+    from hatch_wasm_oci.registry.referrers import list_referrers
+
+    warnings: list[str] = []
+    listed: tuple[Descriptor, ...] = ()
+    try:
+        listed = list_referrers(
+            client, ref.repository, digest, f"listing referrers of {ref}"
+        ).entries
+    except RegistryError as exc:
+        if referrers:
+            raise
+        warnings.append(str(exc))
     out_dir = Path(out_dir)
     title = manifest.layer.annotations.get(TITLE)
     wasm_path = out_dir / wasm_file_name(title, ref.repository)
     if not force and os.path.lexists(wasm_path):
         raise LayoutError(f"{wasm_path} exists (pull --force replaces it)")
     created = _make_directory(out_dir)
+    fetch = listed if referrers else ()
     try:
-        return _write(client, ref, out_dir, wasm_path, force, data, digest, manifest)
+        result = _write(client, ref, out_dir, wasm_path, force, data, digest, manifest, fetch)
     except BaseException as exc:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
@@ -269,6 +372,9 @@ def pull(
         if isinstance(exc, OSError):
             raise LayoutError(f"{out_dir}: cannot write: {exc.strerror or exc}") from None
         raise
+    return dataclasses.replace(
+        result, referrers=listed, fetched=referrers, warnings=tuple(warnings)
+    )
 
 
 def _make_directory(path: Path) -> Path | None:
@@ -294,6 +400,7 @@ def _write(
     data: bytes,
     digest: str,
     manifest: WasmManifest,
+    referrers: tuple[Descriptor, ...] = (),
 ) -> PullResult:
     """Stage the layout and a copy of the layer, then commit the layout and place the
     ``.wasm``; whatever fails before the end is undone."""
@@ -320,6 +427,8 @@ def _write(
         else:
             # Pulled by digest: untagged, never sha256-<hex> (the referrers fallback tag).
             writer.add_untagged(stored)
+        for entry in referrers:
+            _fetch_referrer(client, ref, digest, entry, writer)
         with staged_copy(writer.blob_path(layer.digest), wasm_path) as staged:
             writer.commit()
             try:

@@ -7,6 +7,7 @@ points at missing content.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,10 @@ class PushResult:
     blobs: list[dict[str, Any]] = field(default_factory=list)
     """Per blob and repository: ``digest``, ``size``, ``repository`` and ``outcome``
     (``uploaded``, ``exists`` or ``mounted``)."""
+    referrers: list[Descriptor] = field(default_factory=list)
+    """The referrers (SBOM, provenance) attached after their subjects."""
+    warnings: list[str] = field(default_factory=list)
+    """What was pushed but not completely (referrers a registry refused)."""
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary: references, digests and sizes (never credentials)."""
@@ -104,6 +109,9 @@ class PushResult:
                 "manifestsPut": self.stats.manifests_put,
             },
             "blobs": self.blobs,
+            "referrers": [
+                {"digest": r.digest, "artifactType": r.artifact_type} for r in self.referrers
+            ],
         }
 
 
@@ -172,7 +180,7 @@ def plan_push(layout: OciLayout, references: Sequence[str]) -> list[PushTarget]:
                 f"{layout.path}: index.json holds the tag {printable(tag)!r}, which is not a valid "
                 "OCI tag; refused before contacting any registry"
             ) from None
-    manifests = {d.digest: d for d in layout.manifests()}
+    manifests = {d.digest: d for d in layout.artifacts()}  # referrers follow their subjects
     if not manifests:
         raise LayoutError(f"{layout.path}: the layout holds no manifest")
     # Per (repository, manifest): the tags, in order, as dict keys (no quadratic membership).
@@ -315,7 +323,9 @@ class _Pusher:
 
     def put_manifest(
         self, client: RegistryClient, repo: str, desc: Descriptor, data: bytes, tag: str | None
-    ) -> None:
+    ) -> str | None:
+        """PUT a manifest; returns the ``OCI-Subject`` the registry answered with, if any (a
+        registry with the referrers API names the subject it indexed)."""
         where = f"{client.host}/{repo}:{tag}" if tag else f"{client.host}/{repo}@{desc.digest}"
         action = f"pushing manifest {where}"
         response = client.request(
@@ -336,6 +346,39 @@ class _Pusher:
                 "(it rewrote the manifest)"
             )
         self.stats.manifests_put += 1
+        return response.headers.get("OCI-Subject")
+
+    def push_referrers(
+        self, client: RegistryClient, repo: str, subject: Descriptor, referrers: list[Descriptor]
+    ) -> None:
+        """Send ``referrers`` of ``subject`` (already pushed): their blobs, their manifests by
+        digest, then, when the registry has no referrers API, the merged fallback tag index."""
+        from hatch_wasm_oci.oci.referrers import fallback_tag
+        from hatch_wasm_oci.registry.referrers import list_referrers, merged_index
+
+        indexed = False
+        sent: set[str] = set()  # the empty config is every referrer's: checked once
+        for desc in referrers:
+            for blob in _manifest_blobs(self.layout, desc):
+                if blob.digest not in sent:
+                    sent.add(blob.digest)
+                    self.ensure_blob(client, repo, blob)
+            data = self.layout.manifest_bytes(desc)
+            indexed = self.put_manifest(client, repo, desc, data, None) == subject.digest or indexed
+        if indexed:
+            return
+        action = f"attaching referrers to {client.host}/{repo}@{subject.digest}"
+        listing = list_referrers(client, repo, subject.digest, action)
+        if listing.source == "api":
+            return
+        tag = fallback_tag(subject.digest)
+        index = merged_index(listing.index, referrers)
+        index_desc = Descriptor(
+            "application/vnd.oci.image.index.v1+json",
+            "sha256:" + hashlib.sha256(index).hexdigest(),
+            len(index),
+        )
+        self.put_manifest(client, repo, index_desc, index, tag)
 
     def ensure_blob(self, client: RegistryClient, repo: str, blob: Descriptor) -> None:
         short = blob.digest[:19]
@@ -502,6 +545,49 @@ def push(layout: OciLayout, targets: Sequence[PushTarget], options: PushOptions)
     try:
         for group in groups.values():
             result.references.extend(pusher.push_repository(group))
+            attach_referrers(pusher, group, result)
     finally:
         pusher.locations.save()
     return result
+
+
+def attach_referrers(pusher: _Pusher, group: Sequence[PushTarget], result: PushResult) -> None:
+    """Push the layout's referrers of each manifest just pushed. A registry that refuses them
+    fails nothing: the component is there; one warning names what was not attached."""
+    done: set[str] = set()
+    for target in group:
+        subject = target.manifest
+        if subject.digest in done:
+            continue
+        done.add(subject.digest)
+        try:
+            found = pusher.layout.referrers(subject.digest)
+        except LayoutError as exc:
+            result.warnings.append(f"referrers of {subject.digest} not attached: {exc}")
+            continue
+        if not found:
+            continue
+        entries = [_entry(desc, referrer) for desc, referrer in found]
+        client = pusher.client(target.repository)
+        try:
+            pusher.push_referrers(client, target.repository.repository, subject, entries)
+        except (RegistryError, LayoutError, TransientError) as exc:
+            kinds = ", ".join(sorted({e.artifact_type or "unknown" for e in entries}))
+            result.warnings.append(
+                f"{target.repository.repo_ref}@{subject.digest}: pushed, but its referrers "
+                f"({kinds}) were not attached: {exc}"
+            )
+            continue
+        result.referrers.extend(entries)
+
+
+def _entry(desc: Descriptor, referrer: Any) -> Descriptor:
+    """The index entry of a layout's referrer: digest, size, artifactType, annotations."""
+    return Descriptor(
+        desc.media_type,
+        desc.digest,
+        desc.size,
+        dict(referrer.annotations),
+        None,
+        referrer.artifact_type,
+    )

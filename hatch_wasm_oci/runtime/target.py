@@ -46,7 +46,7 @@ def _read(path: Path, source: str, expected: str | None = None) -> Artifact:
 def _from_layout(directory: Path, tag: str | None, source: str) -> Artifact:
     layout = OciLayout.open(directory)
     if tag is None:
-        digests = {d.digest for d in layout.manifests()}
+        digests = {d.digest for d in layout.artifacts()}
         tags = layout.tags()
         if len(digests) == 1:
             tag = next(iter(digests))
