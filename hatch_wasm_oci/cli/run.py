@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.errors import ComponentTrap, WasmOciError
+
+#: The exit status of a trap (one line on stderr): 128 + SIGABRT, as with `wasmtime run`.
+TRAP_STATUS = 134
 
 DESCRIPTION = """\
 Run TARGET: a .wasm, an OCI layout directory (DIR or DIR:TAG) or a registry reference
@@ -112,6 +116,14 @@ def _dirs(specs: list[str]) -> list[tuple[str, str]]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ComponentTrap as trap:
+        print(f"hatch-wasm-oci: {trap}", file=sys.stderr)
+        return TRAP_STATUS
+
+
+def _run(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.runtime import wave
     from hatch_wasm_oci.runtime.command import run_command
     from hatch_wasm_oci.runtime.component import LoadedComponent, WasiOptions
