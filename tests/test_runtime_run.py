@@ -307,8 +307,8 @@ def test_http_component_is_refused(http_component: Path, cache_dir: Path) -> Non
     done = run(http_component, cache=cache_dir)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"hatch-wasm-oci: {http_component}: is a wasi:http/proxy component; `run` does not "
-        "serve HTTP (call a function with --invoke)"
+        f"hatch-wasm-oci: {http_component}: is a wasi:http/proxy component: serve it with "
+        "`hatch-wasm-oci serve` (or call a function with --invoke)"
     )
 
 
