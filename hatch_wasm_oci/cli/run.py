@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.errors import ComponentTrap, WasmOciError
+
+#: The exit status of a trap (one line on stderr): 128 + SIGABRT, as with `wasmtime run`.
+TRAP_STATUS = 134
 
 DESCRIPTION = """\
 Run TARGET: a .wasm, an OCI layout directory (DIR or DIR:TAG) or a registry reference
@@ -117,6 +121,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     try:
         return _run(args)
+    except ComponentTrap as trap:
+        print(f"hatch-wasm-oci: {trap}", file=sys.stderr)
+        return TRAP_STATUS
     except BaseException as exc:
         if guest_thread.abandoned is exc:  # a signal while the guest runs: end as wasmtime does
             guest_thread.end_by_signal(

@@ -35,8 +35,8 @@ def run_command(artifact: Artifact, wasi: WasiOptions) -> int:
     if not runs:
         if any(name.startswith(HTTP_HANDLER) for name in artifact.exports):
             raise ComponentError(
-                f"{artifact.source}: is a wasi:http/proxy component; `run` does not serve HTTP "
-                "(call a function with --invoke)"
+                f"{artifact.source}: is a wasi:http/proxy component: serve it with "
+                "`hatch-wasm-oci serve` (or call a function with --invoke)"
             )
         loaded = LoadedComponent(artifact, wasi)
         raise ComponentError(

@@ -419,10 +419,13 @@ def write(value: Any, ty: WitType) -> str:
     if isinstance(ty, TupleType):
         return "(" + ", ".join(write(v, t) for v, t in zip(value, ty.elements, strict=True)) + ")"
     if isinstance(ty, RecordType):
-        if not ty.fields:
-            return "{:}"
-        fields = (f"{_label(n)}: {write(value[n], t)}" for n, t in ty.fields)
-        return "{" + ", ".join(fields) + "}"
+        # Option fields that are none are left out, as wasmtime's writer does.
+        fields = [
+            f"{_label(n)}: {write(value[n], t)}"
+            for n, t in ty.fields
+            if not (isinstance(t, OptionType) and value[n] is None)
+        ]
+        return "{" + ", ".join(fields) + "}" if fields else "{:}"
     if isinstance(ty, FlagsType):
         return "{" + ", ".join(_label(n) for n in ty.names if n in value) + "}"
     if isinstance(ty, EnumType):
