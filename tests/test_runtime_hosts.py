@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hosts import JCO_ENV, HostMissing, jco, wasmtime_cli
+from tests.hosts import HostMissing, jco, jco_env, wasmtime_cli
 from tests.registry_fixtures import RegistryServer, pack_layout, plain_push
 
 pytestmark = pytest.mark.slow
@@ -222,7 +222,7 @@ def test_the_command_fixture_runs_under_jco(cli_component: Path, env: dict[str, 
             [node, str(script), "run", str(cli_component), *args],
             capture_output=True,
             text=True,
-            env={**env, **JCO_ENV},
+            env={**env, **jco_env(node)},
             timeout=600,
             check=False,
         )

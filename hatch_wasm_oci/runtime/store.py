@@ -29,9 +29,6 @@ from hatch_wasm_oci.files.regular import read_regular
 from hatch_wasm_oci.files.user_key import UserKeyError, keyed_hasher, user_key
 from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout import blob_relpath
-from hatch_wasm_oci.registry import pull as registry_pull
-from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
-from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.reference import Reference, parse_reference
 
 MAX_MANIFEST = 4 << 20
@@ -168,6 +165,7 @@ class ContentStore:
 
     def artifact(self, ref: Reference, digest: str) -> StoredArtifact | None:
         """The complete, intact artifact with manifest ``digest``, or None."""
+        from hatch_wasm_oci.registry import pull as registry_pull  # lazy: HTTP stack, ~50 ms
         data = self.read_verified(digest)
         if data is None:
             return None
@@ -211,6 +209,8 @@ class ContentStore:
         return found
 
     def _pull_into_store(self, ref: Reference, digest: str, options: RegistryOptions) -> None:
+        from hatch_wasm_oci.registry import pull as registry_pull
+
         self.root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=self.root))
         try:
@@ -236,6 +236,10 @@ def _tag_seal(key: bytes, reference: str, digest: str) -> str:
 
 def resolve_digest(ref: Reference, options: RegistryOptions) -> str:
     """The digest the registry's manifest for ``ref`` hashes to (one manifest request)."""
+    from hatch_wasm_oci.registry import pull as registry_pull
+    from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
+    from hatch_wasm_oci.registry.credentials import resolve_credentials
+
     client = RegistryClient(
         ref.api_host,
         resolve_credentials(ref.host, options.environ),
