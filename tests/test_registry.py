@@ -365,7 +365,9 @@ def test_requests_share_one_kept_alive_connection(
         pushed = plain_push(tiny_layout, f"{proxy.address}/{repo}", env)
         assert pushed.returncode == 0, pushed.stderr
         assert proxy.connections == 1 and len(proxy.seen) >= 5
-        assert ("HEAD", 401) in [(s.method, s.status) for s in proxy.seen]
+        # the tag check's GET takes the challenge; the push goes on with its token
+        assert ("GET", 401) == (proxy.seen[0].method, proxy.seen[0].status)
+        assert ("HEAD", 404) in [(s.method, s.status) for s in proxy.seen]
         proxy.clear()
         out = tmp_path / "out"
         pulled = plain_pull(f"{proxy.address}/{repo}:1.0.0", out, env)
@@ -527,3 +529,31 @@ def test_push_failure_leaves_no_tag(
     assert result.returncode == 2
     assert "do not match" in result.stderr and "verify" in result.stderr
     assert skopeo_tags(registry_anon, repo) == []
+
+
+def test_push_does_not_move_a_version_tag_unless_forced(
+    registry_anon: RegistryServer, tiny_component: Path, tiny_layout: Path, tmp_path: Path
+) -> None:
+    from hatch_wasm_oci.oci.layout import pack
+
+    repo = f"{registry_anon.address}/{unique_repo('semver')}"
+    env = clean_env(tmp_path / "home")
+    assert plain_push(tiny_layout, repo, env).returncode == 0
+    other = tmp_path / "other"
+    pack(tiny_component, other, tags=("1.0.0", "latest"), annotations={"org.example.x": "y"})
+    old = "sha256:" + hashlib.sha256(_layout_manifests(tiny_layout)["1.0.0"]).hexdigest()
+    new = "sha256:" + hashlib.sha256(_layout_manifests(other)["1.0.0"]).hexdigest()
+    refused = plain_push(other, repo, env)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"hatch-wasm-oci: {repo}:1.0.0 already names {old}, not {new}; a version tag does not "
+        "move — hint: publish a new version, or --force moves it\n"
+    )
+    path = repo.split("/", 1)[1]
+    assert skopeo_raw(registry_anon, f"{path}:latest") == _layout_manifests(tiny_layout)["latest"]
+    latest = plain_push(other, f"{repo}:latest", env)
+    assert latest.returncode == 0, latest.stderr
+    assert f"moved {repo}:latest from {old} to {new}" in latest.stderr.splitlines()
+    forced = plain_push(other, repo, env, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert skopeo_raw(registry_anon, f"{path}:1.0.0") == _layout_manifests(other)["1.0.0"]

@@ -28,6 +28,12 @@ def add_commands(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="print what would be pushed; contact nothing"
     )
     push.add_argument("--summary", metavar="FILE", type=Path, help="write a JSON summary here")
+    push.add_argument(
+        "--force",
+        action="store_true",
+        help="move a version tag (1.2.3) that names another manifest, or a tag back to an "
+        "older version",
+    )
     _output_options(push)
     push.set_defaults(handler=_cmd_push)
 
@@ -101,6 +107,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
             chunked_above=chunked_above_from_env(),
             progress=_reporter(args),
         )
+        targets = _check_tags(layout, targets, options, force=args.force, quiet=args.quiet)
         result = push(layout, targets, options)
         if args.format == "text":
             for ref in result.references:
@@ -112,6 +119,39 @@ def _cmd_push(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json(result.summary())
     return 0
+
+
+def _check_tags(
+    layout: Any, targets: list[Any], options: Any, *, force: bool, quiet: bool
+) -> list[Any]:
+    """The targets whose tags may move (as ``hatch publish`` decides); refusals are errors."""
+    import sys
+
+    from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.project.publish_plan import (
+        PlannedPush,
+        TagRules,
+        check_tags,
+        layout_version,
+    )
+    from hatch_wasm_oci.registry.remote_tags import remote_tags
+
+    wanted: dict[str, tuple[Any, set[str]]] = {}
+    for target in targets:
+        wanted.setdefault(target.repository.repo_ref, (target.repository, set()))[1].update(
+            target.tags
+        )
+    remote = {
+        repo: remote_tags(ref, sorted(tags), options) for repo, (ref, tags) in wanted.items()
+    }
+    plan = PlannedPush(layout, targets, layout_version(layout))
+    check = check_tags(plan, remote, TagRules(force=force, force_hint="--force"))
+    if check.refused:
+        raise WasmOciError("; ".join(check.refused))
+    if not quiet:
+        for line in check.moved:
+            print(line, file=sys.stderr)
+    return check.kept
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
