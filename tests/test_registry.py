@@ -366,7 +366,7 @@ def test_requests_share_one_kept_alive_connection(
         assert pushed.returncode == 0, pushed.stderr
         assert proxy.connections == 1 and len(proxy.seen) >= 5
         # the tag check's GET takes the challenge; the push goes on with its token
-        assert ("GET", 401) == (proxy.seen[0].method, proxy.seen[0].status)
+        assert (proxy.seen[0].method, proxy.seen[0].status) == ("GET", 401)
         assert ("HEAD", 404) in [(s.method, s.status) for s in proxy.seen]
         proxy.clear()
         out = tmp_path / "out"
