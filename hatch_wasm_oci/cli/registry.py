@@ -107,7 +107,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
             chunked_above=chunked_above_from_env(),
             progress=_reporter(args),
         )
-        targets = _check_tags(layout, targets, options, force=args.force, quiet=args.quiet)
+        targets = check_tags_before_push(
+            layout, targets, options, force=args.force, quiet=args.quiet
+        )
         result = push(layout, targets, options)
         if args.format == "text":
             for ref in result.references:
@@ -121,7 +123,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_tags(
+def check_tags_before_push(
     layout: Any, targets: list[Any], options: Any, *, force: bool, quiet: bool
 ) -> list[Any]:
     """The targets whose tags may move (as ``hatch publish`` decides); refusals are errors."""

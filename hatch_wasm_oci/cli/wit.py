@@ -1,4 +1,5 @@
-"""``hatch-wasm-oci wit fetch|update [DIR]``: WIT dependencies into ``wit/deps/`` and ``wkg.lock``.
+"""``hatch-wasm-oci wit fetch|update [DIR]``: WIT dependencies into ``wit/deps/`` and ``wkg.lock``;
+``wit publish DIR REF``: any WIT package to a registry.
 
 DIR is the project (default ``.``): its ``wit/`` directory, ``wkg.lock`` beside it. A
 ``wit-dependencies`` table in its ``[tool.hatch.build.targets.wasm-oci]`` is laid over the
@@ -16,7 +17,7 @@ from hatch_wasm_oci.errors import WasmOciError
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``wit fetch`` and ``wit update`` to the ``hatch-wasm-oci`` argument parser."""
+    """Add ``wit fetch``, ``wit update`` and ``wit publish`` to the argument parser."""
     wit = subparsers.add_parser("wit", help="fetch a project's WIT dependencies (as wkg does)")
     actions = wit.add_subparsers(dest="wit_command", metavar="ACTION", required=True)
     for name, help_text in (
@@ -41,6 +42,38 @@ def add_commands(subparsers: Any) -> None:
             "--ca-file", metavar="PATH", type=Path, help="trust this PEM CA bundle for TLS"
         )
         action.set_defaults(handler=_cmd_wit)
+    publish = actions.add_parser(
+        "publish",
+        help="encode any WIT package directory and push it to REF (as wkg publish does)",
+        description=(
+            "Encode the WIT package in DIR with wasm-tools (name and version as wasm-metadata) "
+            "and push it as a Wasm OCI artifact. REF is the repository (REGISTRY/NS/NAME: the "
+            "tag is the package version) or REPO:TAG. Seeds a private mirror for `wit fetch`."
+        ),
+        epilog=(
+            "example: hatch-wasm-oci wit publish wasi-io --deps WASI_DIR --plain-http "
+            "localhost:5000/wasi/io"
+        ),
+    )
+    publish.add_argument("directory", metavar="DIR", type=Path, help="the WIT package")
+    publish.add_argument("reference", metavar="REF")
+    publish.add_argument(
+        "--deps",
+        metavar="DIR",
+        type=Path,
+        help="a directory of WIT packages (one per subdirectory) to resolve DIR's foreign "
+        "packages against, when DIR has no deps/ of its own",
+    )
+    publish.add_argument(
+        "--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry"
+    )
+    publish.add_argument(
+        "--ca-file", metavar="PATH", type=Path, help="trust this PEM CA bundle for TLS"
+    )
+    publish.add_argument(
+        "--force", action="store_true", help="move a version tag that names another manifest"
+    )
+    publish.set_defaults(handler=_cmd_wit_publish)
 
 
 def wit_directory(directory: Path) -> Path:
@@ -98,4 +131,24 @@ def _cmd_wit(args: argparse.Namespace) -> int:
         print(f"{wit_dir / 'deps' / package.dir_name / 'package.wit'}  {package}")
     state = "written" if result.lock_written else "unchanged"
     print(f"{result.lock_path}: {len(result.locked)} package(s), {state}")
+    return 0
+
+
+def _cmd_wit_publish(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from hatch_wasm_oci.cli.registry import check_tags_before_push
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+    from hatch_wasm_oci.project.wit_package import pack_wit_directory
+    from hatch_wasm_oci.registry.push import PushOptions, plan_push, push
+
+    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-wit-publish-") as scratch:
+        packed = pack_wit_directory(args.directory, Path(scratch) / "layout", deps=args.deps)
+        layout = OciLayout.open(packed.layout)
+        targets = plan_push(layout, [args.reference])
+        options = PushOptions(plain_http=args.plain_http, ca_file=args.ca_file)
+        targets = check_tags_before_push(layout, targets, options, force=args.force, quiet=False)
+        result = push(layout, targets, options)
+    for ref in result.references:
+        print(ref.line)
     return 0
