@@ -1,15 +1,16 @@
 """``hatch-wasm-oci wit fetch|update [DIR]``: WIT dependencies into ``wit/deps/`` and ``wkg.lock``;
 ``wit publish DIR REF``: any WIT package to a registry.
 
-DIR is the project (default ``.``): its ``wit/`` directory, ``wkg.lock`` beside it. A
-``wit-dependencies`` table in its ``[tool.hatch.build.targets.wasm-oci]`` is laid over the
-wasm-pkg config, as in a build.
+DIR is the project (default ``.``): the WIT directories its componentize-py ``wit-path`` names
+(else its ``wit/`` directory), ``wkg.lock`` beside each. A ``wit-dependencies`` table in its
+``[tool.hatch.build.targets.wasm-oci]`` is laid over the wasm-pkg config, as in a build.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,21 +86,55 @@ def wit_directory(directory: Path) -> Path:
     raise WasmOciError(f"{directory}: no wit/ directory and no .wit files")
 
 
-def _plugin_table(directory: Path) -> dict[str, Any] | None:
+def _load_toml(path: Path) -> dict[str, Any] | None:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    pyproject = directory / "pyproject.toml"
-    if not pyproject.is_file():
+    if not path.is_file():
         return None
     try:
-        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        document: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        return document
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise WasmOciError(f"{pyproject}: not valid TOML ({exc})") from None
-    target = document.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {})
-    table = target.get("wasm-oci", {}).get("wit-dependencies")
-    return table if isinstance(table, dict) else None
+        raise WasmOciError(f"{path}: not valid TOML ({exc})") from None
+
+
+def project_wit(directory: Path) -> tuple[list[Path], Any, str]:
+    """The WIT directories a build of the project at ``directory`` uses (componentize-py's
+    ``wit-path``), its ``wit-dependencies`` table (or None) and that table's TOML path, read
+    from the ``wasm-oci`` target (else hook) table of hatch.toml or pyproject.toml and
+    checked as ``hatch build`` checks it. Without such a table: ``wit_directory``."""
+    from hatch_wasm_oci.project.settings import ComponentizePySource, parse_settings
+
+    hatch_toml = _load_toml(directory / "hatch.toml")
+    if hatch_toml is not None and "build" in hatch_toml:
+        build, prefix = hatch_toml["build"], "hatch.toml build"
+    else:
+        pyproject = _load_toml(directory / "pyproject.toml") or {}
+        build, prefix = pyproject.get("tool", {}).get("hatch", {}).get("build", {}), (
+            "tool.hatch.build"
+        )
+    table = None
+    for rest, hook in (("targets", False), ("hooks", True)):
+        section = build.get(rest, {}) if isinstance(build, dict) else {}
+        if isinstance(section, dict) and "wasm-oci" in section:
+            table = (section["wasm-oci"], f"{prefix}.{rest}.wasm-oci", hook)
+            break
+    if table is None:
+        return [wit_directory(directory)], None, "wit-dependencies"
+    config, where, hook = table
+    settings = parse_settings(config, root=directory, table=where, hook=hook)
+    option = settings.wit_dependencies
+    overrides = option if isinstance(option, Mapping) else None
+    source = settings.source
+    if not isinstance(source, ComponentizePySource):
+        return [wit_directory(directory)], overrides, settings.key("wit-dependencies")
+    wit_dirs = [directory / rel for rel in source.wit_paths if (directory / rel).is_dir()]
+    if not wit_dirs:
+        where = settings.key("componentize-py", "wit-path")
+        raise WasmOciError(f"{where}: names no WIT directory (its deps/ would go there)")
+    return wit_dirs, overrides, settings.key("wit-dependencies")
 
 
 def _cmd_wit(args: argparse.Namespace) -> int:
@@ -110,27 +145,27 @@ def _cmd_wit(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.wit.fetch import Mode, fetch_dependencies
 
     directory: Path = args.directory
-    wit_dir = wit_directory(directory)
+    wit_dirs, overrides, where = project_wit(directory)
     mode = Mode.UPDATE if args.wit_command == "update" else Mode.FETCH
     if args.locked:
         if mode is Mode.UPDATE:
             raise WasmOciError("wit update rewrites the lock: --locked does not apply")
         mode = Mode.LOCKED
-    where = "tool.hatch.build.targets.wasm-oci.wit-dependencies"
-    config = load_config(os.environ, _plugin_table(directory), where)
+    config = load_config(os.environ, overrides, where)
     cache = BlobCache(default_cache_root())
-    result = fetch_dependencies(
-        wit_dir,
-        config=config,
-        cache=cache,
-        mode=mode,
-        ca_file=args.ca_file,
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    for package in result.written:
-        print(f"{wit_dir / 'deps' / package.dir_name / 'package.wit'}  {package}")
-    state = "written" if result.lock_written else "unchanged"
-    print(f"{result.lock_path}: {len(result.locked)} package(s), {state}")
+    for wit_dir in wit_dirs:
+        result = fetch_dependencies(
+            wit_dir,
+            config=config,
+            cache=cache,
+            mode=mode,
+            ca_file=args.ca_file,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+        for package in result.written:
+            print(f"{wit_dir / 'deps' / package.dir_name / 'package.wit'}  {package}")
+        state = "written" if result.lock_written else "unchanged"
+        print(f"{result.lock_path}: {len(result.locked)} package(s), {state}")
     return 0
 
 
