@@ -379,6 +379,7 @@ def test_publish_pushes_the_current_version_and_never_moves_a_tag_back(
         (["repository=127.0.0.1:9/x/y", "colour=blue"], "-o colour: unknown option (known: "),
         ([], "no repository to publish to"),
         (["repository=127.0.0.1:9/Bad/Name"], "-o repository: invalid reference"),
+        (["repository=todo"], "-o repository: 'todo' names no registry host: write it in full"),
     ],
 )
 def test_bad_options_abort_with_one_line(
