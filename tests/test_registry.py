@@ -557,3 +557,43 @@ def test_push_does_not_move_a_version_tag_unless_forced(
     forced = plain_push(other, repo, env, "--force")
     assert forced.returncode == 0, forced.stderr
     assert skopeo_raw(registry_anon, f"{path}:1.0.0") == _layout_manifests(other)["1.0.0"]
+
+
+def test_tags_lists_a_repository_and_a_missing_tag_or_repository_is_told_apart(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = f"{registry_anon.address}/{unique_repo('tags')}"
+    assert plain_push(tiny_layout, repo, env).returncode == 0
+    assert plain_push(tiny_layout, f"{repo}:1.0.0-rc.1", env).returncode == 0
+    listed = run_cli("tags", repo, "--plain-http", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.splitlines()) == sorted(
+        skopeo_tags(registry_anon, repo.split("/", 1)[1])
+    ) == ["1.0.0", "1.0.0-rc.1", "latest"]
+    as_json = json.loads(run_cli("tags", repo, "--plain-http", "--format", "json", env=env).stdout)
+    assert as_json["repository"] == repo
+    assert sorted(as_json["tags"]) == ["1.0.0", "1.0.0-rc.1", "latest"]
+
+    missing_repo = f"{registry_anon.address}/{unique_repo('none')}"
+    gone = run_cli("tags", missing_repo, "--plain-http", env=env)
+    assert gone.returncode == 2
+    assert gone.stderr == (
+        f"hatch-wasm-oci: the repository {missing_repo} does not exist (check the name)\n"
+    )
+    pulled = plain_pull(f"{missing_repo}:1.0.0", tmp_path / "a", env)
+    assert pulled.returncode == 2
+    assert pulled.stderr == (
+        f"hatch-wasm-oci: pulling {missing_repo}:1.0.0 failed: the repository {missing_repo} "
+        "does not exist (check the name)\n"
+    )
+    no_tag = plain_pull(f"{repo}:1.0.1", tmp_path / "b", env)
+    assert no_tag.returncode == 2
+    assert no_tag.stderr.startswith(
+        f"hatch-wasm-oci: pulling {repo}:1.0.1 failed: {repo} has no manifest 1.0.1; its tags "
+        "nearest 1.0.1: 1.0.0"
+    )
+    assert "latest" not in no_tag.stderr
+    assert not (tmp_path / "b").exists()
+    with_tag = run_cli("tags", f"{repo}:1.0.0", "--plain-http", env=env)
+    assert with_tag.returncode == 2 and "without a tag or digest" in with_tag.stderr

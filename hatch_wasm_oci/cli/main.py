@@ -199,6 +199,7 @@ _COMMANDS: dict[str, Callable[[Any], None]] = {
     "verify": _add_core_commands,
     "push": _add_registry_commands,
     "pull": _add_registry_commands,
+    "tags": _add_registry_commands,
     "wit": _add_wit_commands,
     "run": _add_run_command,
     "reproduce": _add_reproduce_command,

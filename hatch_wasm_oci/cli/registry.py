@@ -1,4 +1,5 @@
-"""The ``push`` and ``pull`` subcommands of ``hatch-wasm-oci`` (registry code loads lazily)."""
+"""The ``push``, ``pull`` and ``tags`` subcommands of ``hatch-wasm-oci`` (registry code is
+loaded lazily)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``push`` and ``pull`` to the ``hatch-wasm-oci`` argument parser."""
+    """Add ``push``, ``pull`` and ``tags`` to the ``hatch-wasm-oci`` argument parser."""
     push = subparsers.add_parser(
         "push",
         help="push an OCI layout's manifests to registry references",
@@ -47,6 +48,22 @@ def add_commands(subparsers: Any) -> None:
     _transport_options(pull)
     _output_options(pull)
     pull.set_defaults(handler=_cmd_pull)
+
+    tags = subparsers.add_parser(
+        "tags",
+        help="list a repository's tags",
+        description="List the tags of REPO (REGISTRY/NAMESPACE/NAME), one a line.",
+        epilog="example: hatch-wasm-oci tags ghcr.io/acme/greeter",
+    )
+    tags.add_argument("reference", metavar="REPO")
+    _transport_options(tags)
+    tags.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: {repository, tags} on stdout",
+    )
+    tags.set_defaults(handler=_cmd_tags)
 
 
 def _transport_options(parser: argparse.ArgumentParser) -> None:
@@ -182,6 +199,26 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{pinned} -> {result.wasm} (layout {result.layout})")
+    return 0
+
+
+def _cmd_tags(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.registry.push import PushOptions
+    from hatch_wasm_oci.registry.reference import parse_reference
+    from hatch_wasm_oci.registry.tag_list import list_tags
+
+    ref = parse_reference(args.reference)
+    if ref.tag or ref.digest:
+        raise WasmOciError(f"{args.reference}: give the repository alone, without a tag or digest")
+    client = PushOptions(plain_http=args.plain_http, ca_file=args.ca_file).client(ref)
+    client.want(ref.repository, "pull")
+    tags = list_tags(client, ref.repository)
+    if args.format == "json":
+        _print_json({"repository": ref.repo_ref, "tags": tags})
+    else:
+        for tag in tags:
+            print(tag)
     return 0
 
 
