@@ -379,6 +379,7 @@ def test_publish_pushes_the_current_version_and_never_moves_a_tag_back(
         (["repository=127.0.0.1:9/x/y", "colour=blue"], "-o colour: unknown option (known: "),
         ([], "no repository to publish to"),
         (["repository=127.0.0.1:9/Bad/Name"], "-o repository: invalid reference"),
+        (["repository=todo"], "-o repository: 'todo' names no registry host: write it in full"),
     ],
 )
 def test_bad_options_abort_with_one_line(
@@ -532,3 +533,48 @@ def test_publisher_reads_the_build_hook_table(
     bad = _hatch_publish(project, "plain-http=true", env=env)
     assert bad.returncode != 0
     assert "tool.hatch.build.hooks.wasm-oci.repository: invalid reference" in bad.stderr
+
+
+def test_a_version_tag_does_not_move_unless_forced_and_latest_says_where_from(
+    registry_anon: RegistryServer, tiny_component: Path, tmp_path: Path
+) -> None:
+    """Republishing 2.0.0 with other bytes is refused by default (naming both digests)."""
+    from hatch_wasm_oci.oci.layout import pack
+
+    project = _versioned_project(
+        tmp_path / "proj", tiny_component, "2.0.0", {"2.0.0": ("2.0.0", "latest")}
+    )
+    layout = project / "dist" / "wasm-oci" / "demo_component-2.0.0"
+    repo = f"{registry_anon.address}/{unique_repo('semver')}"
+    path = repo.split("/", 1)[1]
+    env = clean_env(tmp_path / "home")
+    base = (f"repository={repo}", "plain-http=true")
+    first = _hatch_publish(project, *base, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    old = _digest(_manifests(layout)["2.0.0"])
+
+    shutil.rmtree(layout)
+    annotations = {"org.opencontainers.image.version": "2.0.0", "org.example.rebuilt": "yes"}
+    pack(tiny_component, layout, tags=("2.0.0", "latest"), annotations=annotations)
+    new = _digest(_manifests(layout)["2.0.0"])
+    assert new != old
+    refused = _hatch_publish(project, *base, env=env)
+    assert refused.returncode != 0
+    output = (refused.stdout + refused.stderr).strip()
+    assert output.splitlines() == [
+        f"{repo}:2.0.0 already names {old}, not {new}; a version tag does not move — hint: "
+        "publish a new version, or -o force=true moves it"
+    ]
+    assert skopeo_raw(registry_anon, f"{path}:2.0.0") != _manifests(layout)["2.0.0"]
+    assert skopeo_raw(registry_anon, f"{path}:latest") != _manifests(layout)["latest"]
+
+    # a moving tag alone moves, and says from where
+    latest = _hatch_publish(project, *base, "tags=latest", env=env)
+    assert latest.returncode == 0, latest.stdout + latest.stderr
+    assert f"moved {repo}:latest from {old} to {new}" in latest.stdout.splitlines()
+    assert skopeo_raw(registry_anon, f"{path}:latest") == _manifests(layout)["latest"]
+
+    forced = _hatch_publish(project, *base, "force=true", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert f"moved {repo}:2.0.0 from {old} to {new}" in forced.stdout.splitlines()
+    assert skopeo_raw(registry_anon, f"{path}:2.0.0") == _manifests(layout)["2.0.0"]

@@ -365,7 +365,9 @@ def test_requests_share_one_kept_alive_connection(
         pushed = plain_push(tiny_layout, f"{proxy.address}/{repo}", env)
         assert pushed.returncode == 0, pushed.stderr
         assert proxy.connections == 1 and len(proxy.seen) >= 5
-        assert ("HEAD", 401) in [(s.method, s.status) for s in proxy.seen]
+        # the tag check's GET takes the challenge; the push goes on with its token
+        assert (proxy.seen[0].method, proxy.seen[0].status) == ("GET", 401)
+        assert ("HEAD", 404) in [(s.method, s.status) for s in proxy.seen]
         proxy.clear()
         out = tmp_path / "out"
         pulled = plain_pull(f"{proxy.address}/{repo}:1.0.0", out, env)
@@ -527,3 +529,71 @@ def test_push_failure_leaves_no_tag(
     assert result.returncode == 2
     assert "do not match" in result.stderr and "verify" in result.stderr
     assert skopeo_tags(registry_anon, repo) == []
+
+
+def test_push_does_not_move_a_version_tag_unless_forced(
+    registry_anon: RegistryServer, tiny_component: Path, tiny_layout: Path, tmp_path: Path
+) -> None:
+    from hatch_wasm_oci.oci.layout import pack
+
+    repo = f"{registry_anon.address}/{unique_repo('semver')}"
+    env = clean_env(tmp_path / "home")
+    assert plain_push(tiny_layout, repo, env).returncode == 0
+    other = tmp_path / "other"
+    pack(tiny_component, other, tags=("1.0.0", "latest"), annotations={"org.example.x": "y"})
+    old = "sha256:" + hashlib.sha256(_layout_manifests(tiny_layout)["1.0.0"]).hexdigest()
+    new = "sha256:" + hashlib.sha256(_layout_manifests(other)["1.0.0"]).hexdigest()
+    refused = plain_push(other, repo, env)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"hatch-wasm-oci: {repo}:1.0.0 already names {old}, not {new}; a version tag does not "
+        "move — hint: publish a new version, or --force moves it\n"
+    )
+    path = repo.split("/", 1)[1]
+    assert skopeo_raw(registry_anon, f"{path}:latest") == _layout_manifests(tiny_layout)["latest"]
+    latest = plain_push(other, f"{repo}:latest", env)
+    assert latest.returncode == 0, latest.stderr
+    assert f"moved {repo}:latest from {old} to {new}" in latest.stderr.splitlines()
+    forced = plain_push(other, repo, env, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert skopeo_raw(registry_anon, f"{path}:1.0.0") == _layout_manifests(other)["1.0.0"]
+
+
+def test_tags_lists_a_repository_and_a_missing_tag_or_repository_is_told_apart(
+    registry_anon: RegistryServer, tiny_layout: Path, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path / "home")
+    repo = f"{registry_anon.address}/{unique_repo('tags')}"
+    assert plain_push(tiny_layout, repo, env).returncode == 0
+    assert plain_push(tiny_layout, f"{repo}:1.0.0-rc.1", env).returncode == 0
+    listed = run_cli("tags", repo, "--plain-http", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.splitlines()) == sorted(
+        skopeo_tags(registry_anon, repo.split("/", 1)[1])
+    ) == ["1.0.0", "1.0.0-rc.1", "latest"]
+    as_json = json.loads(run_cli("tags", repo, "--plain-http", "--format", "json", env=env).stdout)
+    assert as_json["repository"] == repo
+    assert sorted(as_json["tags"]) == ["1.0.0", "1.0.0-rc.1", "latest"]
+
+    missing_repo = f"{registry_anon.address}/{unique_repo('none')}"
+    gone = run_cli("tags", missing_repo, "--plain-http", env=env)
+    assert gone.returncode == 2
+    assert gone.stderr == (
+        f"hatch-wasm-oci: the repository {missing_repo} does not exist (check the name)\n"
+    )
+    pulled = plain_pull(f"{missing_repo}:1.0.0", tmp_path / "a", env)
+    assert pulled.returncode == 2
+    assert pulled.stderr == (
+        f"hatch-wasm-oci: pulling {missing_repo}:1.0.0 failed: the repository {missing_repo} "
+        "does not exist (check the name)\n"
+    )
+    no_tag = plain_pull(f"{repo}:1.0.1", tmp_path / "b", env)
+    assert no_tag.returncode == 2
+    assert no_tag.stderr.startswith(
+        f"hatch-wasm-oci: pulling {repo}:1.0.1 failed: {repo} has no manifest 1.0.1; its tags "
+        "nearest 1.0.1: 1.0.0"
+    )
+    assert "latest" not in no_tag.stderr
+    assert not (tmp_path / "b").exists()
+    with_tag = run_cli("tags", f"{repo}:1.0.0", "--plain-http", env=env)
+    assert with_tag.returncode == 2 and "without a tag or digest" in with_tag.stderr

@@ -149,6 +149,89 @@ def test_summary_is_the_line_naming_the_error() -> None:
     assert translate("at /1/x.py and /2/y.py, 1/2/3") == "at lib/x.py and /2/y.py, 1/2/3"
 
 
+# componentize-py 0.25 for a world importing a WASI package that is not in wit/deps: the
+# chain's last entry is the error, its indented continuation lists the known packages.
+MISSING_PACKAGE = """\
+failed to resolve directory while parsing WIT for path [wit]
+
+Caused by:
+    package 'wasi:cli@0.2.12' not found. known packages:
+        acme:greeter@0.1.0
+         --> wit/world.wit:8:11
+          |
+        8 |   include wasi:cli/imports@0.2.12;
+          |           ^-------
+"""
+BACKTRACE = """\
+
+Stack backtrace:
+   0: <anyhow::Error as core::convert::From<wit_parser::Error>>::from
+  31: __libc_start_main_impl
+             at ./csu/../csu/libc-start.c:360:3
+  32: _start
+"""
+
+
+# jco 1.35 (`jco transpile` of a file that is not Wasm): its label, the error, then frames.
+JCO_ERROR = """\
+(jco transpileCmd) ComponentError: expected `(`
+     --> <anon>:1:1
+      |
+    1 | not wasm
+      | ^
+    at fn (file:///n/jco-transpile/vendor/js-component-bindgen-component.js:10399:17)
+    at generate (file:///n/jco-transpile/vendor/js-component-bindgen-component.js:9958:10)
+    at async transpileCmd (file:///n/jco/dist/cmd/transpile.js:135:23)
+    at async file:///n/jco/dist/jco.js:340:17
+"""
+JCO_NODE_ERROR = """\
+(jco componentize) Error: ENOENT: no such file or directory, open 'nope.js'
+    at async open (node:internal/fs/promises:637:25)
+    at async file:///n/jco/dist/jco.js:340:17 {
+  errno: -2,
+  code: 'ENOENT',
+}
+"""
+
+
+def test_summary_of_a_jco_failure_is_its_error_not_its_last_frame() -> None:
+    assert error_summary(JCO_ERROR) == (
+        "(jco transpileCmd) ComponentError: expected `(` --> <anon>:1:1"
+    )
+    assert error_summary(JCO_NODE_ERROR) == (
+        "(jco componentize) Error: ENOENT: no such file or directory, open 'nope.js'"
+    )
+
+
+def test_summary_of_an_error_chain_is_its_last_entry_not_a_continuation() -> None:
+    expected = "package 'wasi:cli@0.2.12' not found --> wit/world.wit:8:11"
+    assert error_summary(MISSING_PACKAGE) == expected
+    assert error_summary(MISSING_PACKAGE + BACKTRACE, first=True) == expected
+    assert error_summary(WIT_ERROR + BACKTRACE) == (
+        "expected ':', found keyword `func` --> wit/world.wit:22:7"
+    )
+    assert error_summary("it broke\n" + BACKTRACE) == "it broke"
+
+
+def test_a_missing_wasi_package_is_named_by_the_real_compiler(tmp_path: Path) -> None:
+    (tmp_path / "wit").mkdir()
+    (tmp_path / "wit" / "world.wit").write_text(
+        "package acme:greeter@0.1.0;\n\ninterface greet {\n  hello: func() -> string;\n}\n\n"
+        "world greeter {\n  export wasi:cli/run@0.2.12;\n  export greet;\n}\n"
+    )
+    (tmp_path / "app.py").write_text("")
+    source = ComponentizePySource(("wit",), "greeter", "app", (), False, ())
+    with pytest.raises(BuildStepError) as caught:
+        componentize(
+            source, root=tmp_path, workdir=tmp_path / "work", where="W", use_cache=False,
+            log=lambda _: None,
+        )  # fmt: skip
+    assert str(caught.value) == (
+        "W: componentize-py failed (exit status 1): package 'wasi:cli@0.2.12' not found "
+        "--> wit/world.wit:8:10"
+    )
+
+
 def test_step_output_is_streamed_while_the_step_runs(tmp_path: Path) -> None:
     """The step waits for a file that the log callback creates when it sees the first line:
     it only finishes when its output arrives live, not after it exits."""

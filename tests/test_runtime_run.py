@@ -326,6 +326,27 @@ def test_not_a_target(tmp_path: Path, cache_dir: Path, wit_package: Path) -> Non
     assert "no such file, OCI layout or registry reference" in done.stderr
 
 
+def test_a_missing_path_is_not_taken_for_a_docker_hub_reference(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    (tmp_path / "dist" / "wasm-oci").mkdir(parents=True)
+    for target in ("dist/wasm-oci/nope-1.0", "dist/wasm-oci/nope:1.0"):
+        done = subprocess.run(
+            [sys.executable, "-m", "hatch_wasm_oci", "run", target],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "HATCH_WASM_OCI_CACHE": str(cache_dir)},
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"hatch-wasm-oci: {target}: no such file or OCI layout (dist/wasm-oci/ exists; a "
+            "registry reference starts with its host, e.g. localhost:5000/REPO:TAG)\n"
+        )
+
+
 class _NoCompile:
     """Stands in for wasmtime's compiler where a test requires the cache to answer."""
 

@@ -347,6 +347,12 @@ def test_git_revision(tmp_path: Path) -> None:
         ("ghcr.io:x/acme/calc", "bad registry host 'ghcr.io:x'"),
         ("https://ghcr.io/acme/calc", "leave out the URL scheme"),
         ("ghcr.io/acme/calc:1.0", "names a tag or digest: give the repository alone"),
+        (
+            "todo",
+            "'todo' names no registry host: write it in full, e.g. 'ghcr.io/OWNER/todo', or "
+            "'docker.io/library/todo' for Docker Hub",
+        ),
+        ("acme/todo", "or 'docker.io/acme/todo' for Docker Hub"),
     ],
 )
 def test_repository_checked_by_the_reference_grammar(

@@ -132,3 +132,36 @@ def test_cli_fetch_and_update(tmp_path: Path, well_known: WellKnown) -> None:
     assert last.endswith(f"satisfies =9.9.9 (available: {WASI_VERSION})")
     assert "Traceback" not in failed.stderr
     assert not (bad / "wit" / "deps").exists()
+
+
+@pytest.mark.usefixtures("wit_registry")
+def test_cli_fetch_reads_the_projects_wit_path(tmp_path: Path, well_known: WellKnown) -> None:
+    """``wit-path = "interfaces"``: wit fetch goes where ``hatch build`` would look."""
+    env = wkg_env(well_known, tmp_path / "home")
+    project = tmp_path / "p"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "svc.py").write_text("")
+    wit = make_project(tmp_path / "scratch")
+    (project / "interfaces").mkdir()
+    shutil.copyfile(wit / "world.wit", project / "interfaces" / "world.wit")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "0.1.0"\n\n[tool.hatch.build.targets.wasm-oci]\n'
+        'componentize-py = { wit-path = "interfaces", world = "app", app = "svc", '
+        'python-path = ["src"] }\n'
+    )
+    fetched = run_cli("wit", "fetch", project, env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (project / "interfaces" / "deps" / f"wasi-http-{WASI_VERSION}").is_dir()
+    assert f"{project / 'wkg.lock'}: 2 package(s), written" in fetched.stdout
+    assert not (project / "wit").exists()
+    # a table hatch build would refuse is refused here the same way, by its TOML path
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "0.1.0"\n\n[tool.hatch.build.targets.wasm-oci]\n'
+        'componentize-py = { wit-path = "nowhere", world = "app", app = "svc" }\n'
+    )
+    failed = run_cli("wit", "fetch", project, env=env)
+    assert failed.returncode == 2
+    assert failed.stderr == (
+        "hatch-wasm-oci: tool.hatch.build.targets.wasm-oci.componentize-py.wit-path: "
+        "'nowhere' does not exist\n"
+    )

@@ -433,3 +433,39 @@ def test_a_package_over_the_size_cap_is_refused_before_its_layer_is_read(
     assert not (wit_dir / "deps").exists()
     cache = Path(env["HATCH_WASM_OCI_CACHE"]) / "wit"
     assert not any(p.is_file() for p in cache.rglob("*"))  # nothing downloaded was kept
+
+
+def test_a_registry_host_that_does_not_resolve_fails_at_once_and_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    """``.invalid`` never resolves (RFC 6761): no six retries, and the line names the ways out."""
+    import os
+    import time
+
+    config = '[namespace_registries]\nwasi = "wasi.invalid"\n'
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "wkg.toml").write_text(config)
+    env = {**os.environ, "WKG_CONFIG_FILE": str(home / "wkg.toml"), "SSL_CERT_FILE": ""}
+    env["HATCH_WASM_OCI_CACHE"] = str(home / "cache")
+    wit_dir = make_project(tmp_path / "project")
+    started = time.monotonic()
+    with pytest.raises(WitError) as caught:
+        fetch_dependencies(
+            wit_dir,
+            config=load_config(env),
+            cache=BlobCache(home / "cache" / "wit"),
+            mode=Mode.FETCH,
+            environ=env,
+            ca_file=None,
+            log=lambda _: None,
+        )
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "failed: host name not found — wasi.invalid does not resolve from here" in message
+    assert "attempts" not in message
+    for way in ("namespace_registries", "wit-dependencies", "wit/deps/"):
+        assert way in message
+    assert elapsed < 2.0, elapsed
+    assert not (wit_dir / "deps").exists()

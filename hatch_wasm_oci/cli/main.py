@@ -226,16 +226,24 @@ def _add_reproduce_command(commands: Any) -> None:
     add_command(commands)
 
 
+def _add_init_command(commands: Any) -> None:
+    from hatch_wasm_oci.cli.init import add_command
+
+    add_command(commands)
+
+
 _COMMANDS: dict[str, Callable[[Any], None]] = {
     "inspect": _add_core_commands,
     "pack": _add_core_commands,
     "verify": _add_core_commands,
     "push": _add_registry_commands,
     "pull": _add_registry_commands,
+    "tags": _add_registry_commands,
     "wit": _add_wit_commands,
     "run": _add_run_command,
     "serve": _add_serve_command,
     "reproduce": _add_reproduce_command,
+    "init": _add_init_command,
 }
 """Which function adds each command's sub-parser."""
 

@@ -1,4 +1,5 @@
-"""The ``push`` and ``pull`` subcommands of ``hatch-wasm-oci`` (registry code loads lazily)."""
+"""The ``push``, ``pull`` and ``tags`` subcommands of ``hatch-wasm-oci`` (registry code is
+loaded lazily)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``push`` and ``pull`` to the ``hatch-wasm-oci`` argument parser."""
+    """Add ``push``, ``pull`` and ``tags`` to the ``hatch-wasm-oci`` argument parser."""
     push = subparsers.add_parser(
         "push",
         help="push an OCI layout's manifests to registry references",
@@ -29,6 +30,12 @@ def add_commands(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="print what would be pushed; contact nothing"
     )
     push.add_argument("--summary", metavar="FILE", type=Path, help="write a JSON summary here")
+    push.add_argument(
+        "--force",
+        action="store_true",
+        help="move a version tag (1.2.3) that names another manifest, or a tag back to an "
+        "older version",
+    )
     _output_options(push)
     push.set_defaults(handler=_cmd_push)
 
@@ -47,6 +54,22 @@ def add_commands(subparsers: Any) -> None:
     _transport_options(pull)
     _output_options(pull)
     pull.set_defaults(handler=_cmd_pull)
+
+    tags = subparsers.add_parser(
+        "tags",
+        help="list a repository's tags",
+        description="List the tags of REPO (REGISTRY/NAMESPACE/NAME), one a line.",
+        epilog="example: hatch-wasm-oci tags ghcr.io/acme/greeter",
+    )
+    tags.add_argument("reference", metavar="REPO")
+    _transport_options(tags)
+    tags.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: {repository, tags} on stdout",
+    )
+    tags.set_defaults(handler=_cmd_tags)
 
 
 def _transport_options(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +130,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
             chunked_above=chunked_above_from_env(),
             progress=_reporter(args),
         )
+        targets = check_tags_before_push(
+            layout, targets, options, force=args.force, quiet=args.quiet
+        )
         result = push(layout, targets, options)
         if args.format == "text":
             for ref in result.references:
@@ -122,6 +148,39 @@ def _cmd_push(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json(result.summary())
     return 0
+
+
+def check_tags_before_push(
+    layout: Any, targets: list[Any], options: Any, *, force: bool, quiet: bool
+) -> list[Any]:
+    """The targets whose tags may move (as ``hatch publish`` decides); refusals are errors."""
+    import sys
+
+    from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.project.publish_plan import (
+        PlannedPush,
+        TagRules,
+        check_tags,
+        layout_version,
+    )
+    from hatch_wasm_oci.registry.remote_tags import remote_tags
+
+    wanted: dict[str, tuple[Any, set[str]]] = {}
+    for target in targets:
+        wanted.setdefault(target.repository.repo_ref, (target.repository, set()))[1].update(
+            target.tags
+        )
+    remote = {
+        repo: remote_tags(ref, sorted(tags), options) for repo, (ref, tags) in wanted.items()
+    }
+    plan = PlannedPush(layout, targets, layout_version(layout))
+    check = check_tags(plan, remote, TagRules(force=force, force_hint="--force"))
+    if check.refused:
+        raise WasmOciError("; ".join(check.refused))
+    if not quiet:
+        for line in check.moved:
+            print(line, file=sys.stderr)
+    return check.kept
 
 
 def _cmd_pull(args: argparse.Namespace) -> int:
@@ -164,6 +223,26 @@ def _cmd_pull(args: argparse.Namespace) -> int:
         how = "fetched" if result.fetched else "in the registry; pull --referrers fetches it"
         for r in result.referrers:
             print(f"  referrer {r.artifact_type or 'unknown type'} {r.digest} ({how})")
+    return 0
+
+
+def _cmd_tags(args: argparse.Namespace) -> int:
+    from hatch_wasm_oci.errors import WasmOciError
+    from hatch_wasm_oci.registry.push import PushOptions
+    from hatch_wasm_oci.registry.reference import parse_reference
+    from hatch_wasm_oci.registry.tag_list import list_tags
+
+    ref = parse_reference(args.reference)
+    if ref.tag or ref.digest:
+        raise WasmOciError(f"{args.reference}: give the repository alone, without a tag or digest")
+    client = PushOptions(plain_http=args.plain_http, ca_file=args.ca_file).client(ref)
+    client.want(ref.repository, "pull")
+    tags = list_tags(client, ref.repository)
+    if args.format == "json":
+        _print_json({"repository": ref.repo_ref, "tags": tags})
+    else:
+        for tag in tags:
+            print(tag)
     return 0
 
 

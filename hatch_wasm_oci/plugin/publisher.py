@@ -233,20 +233,16 @@ class WasmOciPublisher(PublisherInterface):
                 repo: remote_tags(ref, sorted(tags), push_options)
                 for repo, (ref, tags) in wanted.items()
             }
-            checked = []
-            refused = []
-            for plan in plans:
-                kept, skipped_refs, refusals = check_tags(plan, remote, rules)
-                checked.append((plan, kept, skipped_refs))
-                refused.extend(refusals)
+            checked = [(plan, check_tags(plan, remote, rules)) for plan in plans]
+            refused = [line for _, check in checked for line in check.refused]
             if refused:
                 raise PublishRefused(refused)
-            for plan, kept, skipped_refs in checked:
-                for line in skipped_refs:
+            for plan, check in checked:
+                for line in check.skipped + check.moved:
                     self.app.display(line)
-                if not kept:
+                if not check.kept:
                     continue
-                result = push(plan.layout, kept, push_options)
+                result = push(plan.layout, check.kept, push_options)
                 for ref in result.references:
                     self.app.display(ref.line)
                 for attached in result.referrers:

@@ -186,13 +186,16 @@ _FILE_LINE = re.compile(r'^File "(?P<file>[^"<][^"]*)", line (?P<line>\d+)')
 _EXCEPTION = re.compile(r"^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning)\b")
 _LOCATION = re.compile(r"^-->\s*(?P<where>\S.*)$")
 _CAUSE = re.compile(r"^(?:\d+:\s+)?(?P<message>.+)$")
+_KNOWN_PACKAGES = re.compile(r"\.\s*known packages:\s*$")
 _TOOL_ERROR = re.compile(r"^(?:[\w./-]+:\s*)?(?:error|fatal)(?:\[[^\]]*\])?:\s*\S", re.IGNORECASE)
 # Carets and code gutters (`   ^^^`, ` 7 |  code`, ` |`), runtime banners (`Node.js v20.11.1`)
 # and framing lines never name an error.
 _NOISE = re.compile(
     r"^(?:[\s^~|]*|\d+\s*\|.*|\|.*|[\w.-]+ v\d+(?:\.\d+)*|Traceback \(most recent call last\):"
-    r"|Caused by:|Stack backtrace:)$"
+    r"|Caused by:|Stack backtrace:|at (?:async )?\S.*:\d+:\d+\)?)$"
 )
+# A tool's own label before its message: `(jco transpileCmd) ComponentError: ...`.
+_TOOL_PREFIX = re.compile(r"^\([\w .-]+\)\s+")
 
 
 def _meaningful(output: str) -> list[str]:
@@ -208,36 +211,59 @@ def _with_location(lines: list[str], index: int) -> str:
     return lines[index]
 
 
+def _deepest_cause(block: list[str]) -> str | None:
+    """The last entry of a Rust error chain (the lines after ``Caused by:``), with the location
+    that follows it. An entry is a line at the chain's own indentation; deeper lines continue
+    it (``known packages:`` lists) and are not entries."""
+    entries = [line for line in block if line.strip() and not _NOISE.match(line.strip())]
+    depth = {i: len(line) - len(line.lstrip()) for i, line in enumerate(entries)}
+    causes = [i for i, line in enumerate(entries) if not _LOCATION.match(line.strip())]
+    if not causes:
+        return None
+    indent = min(depth[i] for i in causes)
+    last = [i for i in causes if depth[i] == indent][-1]
+    match = _CAUSE.match(entries[last].strip())
+    message = match.group("message") if match else entries[last].strip()
+    message = _KNOWN_PACKAGES.sub("", message)
+    for follow in entries[last + 1 :]:
+        location = _LOCATION.match(follow.strip())
+        if location:
+            return f"{message} --> {location.group('where')}"
+    return message
+
+
 def error_summary(output: str, *, first: bool = False) -> str:
     """The line of a failed step's output that names the error, with its file and line.
 
     In order: a Python exception (``SyntaxError: ... (src/app.py, line 13)``, located by the
     traceback's last ``File`` line), the deepest cause of a Rust error chain after
     ``Caused by:`` (``expected '}' ... --> wit/x.wit:7:5``), the first ``error:`` line of a
-    tool; else the last line (the first with ``first``). Carets, code gutters and runtime
-    banners (``Node.js v20``) are never chosen.
+    tool (a label such as jco's ``(jco transpileCmd)`` before it is allowed); else the last
+    line (the first with ``first``). Carets, code gutters, runtime banners (``Node.js v20``),
+    Node stack frames and Rust backtraces are never chosen.
     """
+    raw_lines = output.splitlines()
+    if "Stack backtrace:" in (line.strip() for line in raw_lines):  # frames name no error
+        raw_lines = raw_lines[: [line.strip() for line in raw_lines].index("Stack backtrace:")]
+        output = "\n".join(raw_lines)
     lines = _meaningful(output)
     if not lines:
         return "no output"
+    bare = [_TOOL_PREFIX.sub("", line) for line in lines]
     for index, line in enumerate(lines):
-        if _EXCEPTION.match(line) and not line.startswith("AssertionError"):
+        if _EXCEPTION.match(bare[index]) and not line.startswith("AssertionError"):
             located = [m for m in map(_FILE_LINE.match, lines[:index]) if m]
             if located:
                 where = located[-1]
                 return f"{line} ({where.group('file')}, line {where.group('line')})"
-            return line
-    raw = [line.strip() for line in output.splitlines()]
+            return _with_location(lines, index)
+    raw = [line.strip() for line in raw_lines]
     if "Caused by:" in raw:
-        after = _meaningful("\n".join(raw[raw.index("Caused by:") + 1 :]))
-        causes = [i for i, line in enumerate(after) if not _LOCATION.match(line)]
-        if causes:
-            last = causes[-1]
-            match = _CAUSE.match(after[last])
-            after[last] = match.group("message") if match else after[last]
-            return _with_location(after, last)
-    for index, line in enumerate(lines):
-        if _TOOL_ERROR.match(line):
+        cause = _deepest_cause(raw_lines[raw.index("Caused by:") + 1 :])
+        if cause:
+            return cause
+    for index in range(len(lines)):
+        if _TOOL_ERROR.match(bare[index]):
             return _with_location(lines, index)
     return lines[0] if first else lines[-1]
 

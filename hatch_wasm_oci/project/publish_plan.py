@@ -7,6 +7,9 @@
 * A tag whose manifest in the registry has a newer ``org.opencontainers.image.version`` (PEP 440
   order) is not moved back unless forced; ``skip-existing`` leaves tags that already name the
   same manifest alone; ``immutable-tags`` refuses to move any existing tag.
+* A SemVer version tag (``2.0.0``, ``v2.0.0``) that names another manifest is not moved unless
+  forced: a released version's bytes do not change under its users. Moving tags (``latest``,
+  ``1.2``, ``main``) move, with a line saying from which digest.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hatch_wasm_oci.oci.annotations import VERSION
 from hatch_wasm_oci.oci.layout_reader import OciLayout
 from hatch_wasm_oci.registry.push import PushTarget
 from hatch_wasm_oci.registry.remote_tags import RemoteTag
+from hatch_wasm_oci.wit.semver import Version as SemVer
 
 #: ``versions`` values that select every layout.
 ALL_VERSIONS = ("all", "*")
@@ -134,18 +138,33 @@ class TagRules:
     skip_existing: bool = False
     immutable_tags: bool = False
     force: bool = False
+    #: How the user forces a move, for the hints (``--force`` on the CLI).
+    force_hint: str = "-o force=true"
+
+
+def version_tag(tag: str) -> bool:
+    """Whether ``tag`` names one release: a SemVer version, optionally after a ``v``."""
+    return SemVer.parse(tag.removeprefix("v")) is not None
+
+
+@dataclass
+class TagCheck:
+    """What :func:`check_tags` decided for one layout."""
+
+    kept: list[PushTarget]
+    skipped: list[str]  #: one line per reference left alone (skip-existing)
+    refused: list[str]  #: one line per tag that may not move
+    moved: list[str]  #: one line per tag that moves from another manifest
 
 
 def check_tags(
     plan: PlannedPush, remote: Mapping[str, Mapping[str, RemoteTag]], rules: TagRules
-) -> tuple[list[PushTarget], list[str], list[str]]:
-    """Apply ``rules`` to ``plan`` given the registry's tags (``remote[repo_ref][tag]``).
-
-    Returns the targets left to push, one line per reference skipped, one per refusal.
-    """
+) -> TagCheck:
+    """Apply ``rules`` to ``plan`` given the registry's tags (``remote[repo_ref][tag]``)."""
     kept: list[PushTarget] = []
     skipped: list[str] = []
     refused: list[str] = []
+    moved: list[str] = []
     for target in plan.targets:
         repo = target.repository.repo_ref
         digest = target.manifest.digest
@@ -164,13 +183,19 @@ def check_tags(
                     f"{repo}:{tag} already names {there.digest}; immutable-tags forbids moving "
                     "it — hint: publish under a new tag"
                 )
+            elif version_tag(tag) and not rules.force:
+                refused.append(
+                    f"{repo}:{tag} already names {there.digest}, not {digest}; a version tag "
+                    f"does not move — hint: publish a new version, or {rules.force_hint} moves it"
+                )
             elif newer(there.version, plan.version) and not rules.force:
                 refused.append(
                     f"{repo}:{tag} names version {there.version} ({there.digest}); not moving it "
-                    f"back to {plan.version} — hint: -o force=true moves it anyway"
+                    f"back to {plan.version} — hint: {rules.force_hint} moves it anyway"
                 )
             else:
                 tags.append(tag)
+                moved.append(f"moved {repo}:{tag} from {there.digest} to {digest}")
         if tags or not target.tags:
             kept.append(dataclasses.replace(target, tags=tuple(tags)))
-    return kept, skipped, refused
+    return TagCheck(kept, skipped, refused, moved)

@@ -390,6 +390,15 @@ def _repository(config: Mapping[str, Any], key: str, path: str, problems: _Probl
             f"{text!r} names a tag or digest: give the repository alone (tags go in `tags`)",
         )
         return None
+    first = text.strip().split("/", 1)[0]
+    if "." not in first and ":" not in first and first != "localhost":
+        name = ref.repository.rsplit("/", 1)[-1]
+        problems.add(
+            f"{path}.{key}",
+            f"{text!r} names no registry host: write it in full, e.g. 'ghcr.io/OWNER/{name}', "
+            f"or '{ref.repo_ref}' for Docker Hub",
+        )
+        return None
     return text.strip()
 
 

@@ -8,6 +8,7 @@ the component's layout. ``hatch publish -p wasm-oci`` pushes it to the package's
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from hatch_wasm_oci.oci.layout_reader import OciLayout
 from hatch_wasm_oci.project.settings import ComponentizePySource, WasmOciSettings
 from hatch_wasm_oci.registry.push import PushOptions, PushTarget, plan_push
 from hatch_wasm_oci.wasm.binary import WasmKind, read_wasm
+from hatch_wasm_oci.wit import wasm_tools
 from hatch_wasm_oci.wit.config import load_config
 from hatch_wasm_oci.wit.discovery import locate
 from hatch_wasm_oci.wit.errors import WitError
@@ -72,6 +74,44 @@ def build_wit_package_layout(
             tags=(package.version,),
             annotations=wit_annotations,
             created=created,
+        )
+
+
+def pack_wit_directory(wit_dir: Path, out: Path, *, deps: Path | None = None) -> PackResult:
+    """Any WIT package directory (``wkg publish``'s input) as a Wasm OCI layout at ``out``,
+    tagged with the package's version.
+
+    ``deps`` is a directory of packages to resolve the foreign ones against (each a
+    subdirectory, as in jco's ``lib/wit/builtin/<version>/``), used when ``wit_dir`` has no
+    ``deps/`` of its own. The encoded package carries its name and version as wasm-metadata.
+    """
+    if not wit_dir.is_dir():
+        raise WitError(f"{wit_dir}: not a directory")
+    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-wit-publish-") as scratch:
+        source = wit_dir
+        if deps is not None:
+            if not deps.is_dir():
+                raise WitError(f"{deps}: not a directory (--deps)")
+            source = Path(scratch) / "wit"
+            shutil.copytree(wit_dir, source, symlinks=False)
+            own = wit_dir.resolve()
+            for candidate in sorted(deps.iterdir()):
+                target = source / "deps" / candidate.name
+                if candidate.is_dir() and candidate.resolve() != own and not target.exists():
+                    shutil.copytree(candidate, target, symlinks=False)
+        package = wasm_tools.root_package(source)
+        if package.version is None:
+            raise WitError(
+                f"{wit_dir}: the WIT package {package.ref} has no version; a published package "
+                f"needs one: `package {package.ref}@0.1.0;`"
+            )
+        encoded = Path(scratch) / f"{package.namespace}-{package.name}.wasm"
+        build_wit_package(source, encoded, package.version, {})
+        return pack(
+            encoded,
+            out,
+            tags=(package.version,),
+            annotations={"org.opencontainers.image.version": package.version},
         )
 
 

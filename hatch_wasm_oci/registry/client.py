@@ -243,7 +243,7 @@ class RegistryClient:
                     backoff.wait_or_raise(exc.description, None, action)
                 except RegistryError as err:
                     hint = self._connection_hint(exc.description)
-                    raise RegistryError(f"{err}{hint}") from None
+                    raise type(err)(f"{err}{hint}") from None
                 continue
             response.url, response.action = url, action
             location = response.headers.get("Location")

@@ -31,6 +31,7 @@ from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.errors import registry_codes
 from hatch_wasm_oci.registry.progress import Reporter
 from hatch_wasm_oci.registry.reference import Reference, parse_reference
+from hatch_wasm_oci.registry.tag_list import NoSuchRepository, list_tags, nearest_tags
 from hatch_wasm_oci.registry.transport import TRANSPORT_ERRORS
 
 MAX_MANIFEST_SIZE = mt.MAX_DOCUMENT_SIZE
@@ -143,8 +144,8 @@ def _get_manifest(client: RegistryClient, ref: Reference, action: str) -> tuple[
     )
     if response.status_code == 404:
         codes = {code for code, _ in registry_codes(response.content)}
-        if "MANIFEST_UNKNOWN" in codes:
-            raise RegistryError(f"{action} failed: {client.host}/{repo} has no manifest {selector}")
+        if codes & {"NAME_UNKNOWN", "MANIFEST_UNKNOWN"}:
+            raise _missing(client, repo, action, selector, ref.tag if ref.digest is None else None)
     if response.status_code != 200:
         raise client.error(response, action=action, repository=repo, what="manifest")
     received = bytearray()
@@ -167,6 +168,28 @@ def _get_manifest(client: RegistryClient, ref: Reference, action: str) -> tuple[
         )
     media_type = response.headers.get("Content-Type", mt.MANIFEST).split(";")[0].strip()
     return data, digest, media_type
+
+
+def _missing(
+    client: RegistryClient, repo: str, action: str, selector: str, tag: str | None
+) -> RegistryError:
+    """What is missing, told apart by listing the tags (distribution answers MANIFEST_UNKNOWN
+    for a repository that does not exist too): the repository, or the manifest, then with the
+    tags nearest ``tag``. Best effort: a tag list that cannot be had adds nothing."""
+    where = f"{client.host}/{repo}"
+    try:
+        tags = list_tags(client, repo)
+    except NoSuchRepository:
+        return NoSuchRepository(
+            f"{action} failed: the repository {where} does not exist (check the name)"
+        )
+    except RegistryError:
+        tags = None
+    message = f"{action} failed: {where} has no manifest {selector}"
+    if tag is not None and tags is not None:
+        nearest = nearest_tags(tag, tags)
+        message += f"; its tags nearest {tag}: {', '.join(nearest)}" if nearest else "; no tags"
+    return RegistryError(message)
 
 
 def _resolve_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, str, WasmManifest]:

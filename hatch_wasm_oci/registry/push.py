@@ -130,6 +130,24 @@ class PushOptions:
     locations: BlobLocations | None = None
     #: Credentials the user gave for this push (``hatch publish -u/-a``): used before any other.
     credentials: Credentials | None = None
+    #: One client per registry host, shared by everything that uses these options (the tag
+    #: check before a push and the push itself share their connection and token).
+    clients: dict[str, RegistryClient] = field(default_factory=dict, repr=False)
+
+    def client(self, ref: Reference) -> RegistryClient:
+        """The client for ``ref``'s registry, made once with these options."""
+        host = ref.api_host
+        if host not in self.clients:
+            environ = self.environ
+            self.clients[host] = RegistryClient(
+                host,
+                self.credentials or resolve_credentials(ref.host, environ),
+                plain_http=self.plain_http,
+                ca_file=self.ca_file,
+                retry=RetryPolicy.from_env(environ),
+                environ=environ,
+            )
+        return self.clients[host]
 
 
 def chunked_above_from_env(environ: Mapping[str, str] | None = None) -> int:
@@ -274,7 +292,6 @@ class _Pusher:
         self.layout = layout
         self.options = options
         self.stats = PushStats()
-        self.clients: dict[str, RegistryClient] = {}
         self.locations = options.locations or BlobLocations()
         self.reporter = options.progress or Reporter()
         self.blobs: list[dict[str, Any]] = []
@@ -287,18 +304,7 @@ class _Pusher:
         self.reporter.outcome(blob.digest, blob.size, outcome)
 
     def client(self, ref: Reference) -> RegistryClient:
-        host = ref.api_host
-        if host not in self.clients:
-            environ = self.options.environ
-            self.clients[host] = RegistryClient(
-                host,
-                self.options.credentials or resolve_credentials(ref.host, environ),
-                plain_http=self.options.plain_http,
-                ca_file=self.options.ca_file,
-                retry=RetryPolicy.from_env(environ),
-                environ=environ,
-            )
-        return self.clients[host]
+        return self.options.client(ref)
 
     def push_repository(self, targets: list[PushTarget]) -> list[PushedReference]:
         ref = targets[0].repository

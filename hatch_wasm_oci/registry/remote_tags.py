@@ -11,8 +11,6 @@ from hatch_wasm_oci.files.json_input import JsonInputError, parse_json_object
 from hatch_wasm_oci.oci import media_types as mt
 from hatch_wasm_oci.oci.annotations import VERSION
 from hatch_wasm_oci.oci.manifest import MANIFEST_ACCEPT
-from hatch_wasm_oci.registry.client import RegistryClient, RetryPolicy
-from hatch_wasm_oci.registry.credentials import resolve_credentials
 from hatch_wasm_oci.registry.push import PushOptions
 from hatch_wasm_oci.registry.reference import Reference
 
@@ -31,17 +29,10 @@ def remote_tags(
 ) -> dict[str, RemoteTag]:
     """The tags among ``tags`` that ``repository`` already has (absent ones are left out).
 
-    Credentials, TLS and retries are those the push will use. Manifests are read up to the
-    document size limit; one that does not parse has no version.
+    Credentials, TLS, retries and the connection are those the push will use. Manifests are
+    read up to the document size limit; one that does not parse has no version.
     """
-    environ = options.environ
-    client = RegistryClient(
-        repository.api_host,
-        options.credentials or resolve_credentials(repository.host, environ),
-        plain_http=options.plain_http,
-        ca_file=options.ca_file,
-        retry=RetryPolicy.from_env(environ),
-    )
+    client = options.client(repository)
     repo = repository.repository
     client.want(repo, "pull", "push")
     found: dict[str, RemoteTag] = {}

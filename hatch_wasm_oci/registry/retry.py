@@ -3,7 +3,9 @@
 Retried: connection failures (reset, closed, timed out) and HTTP 429/502/503/504, with
 ``Retry-After`` honoured, exponential backoff with full jitter otherwise, and a total bound in
 seconds per operation (``HATCH_WASM_OCI_MAX_RETRY_SECONDS``). Never retried: local file errors
-(ENOSPC, EACCES, a blob that changed on disk), TLS trust failures, 4xx answers.
+(ENOSPC, EACCES, a blob that changed on disk), TLS trust failures, 4xx answers, and a host name
+that does not resolve (the resolver has already retried; seconds of backoff never fix a typo or
+a machine without that network).
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from hatch_wasm_oci.errors import RegistryError
 RETRY_SECONDS_ENV = "HATCH_WASM_OCI_MAX_RETRY_SECONDS"
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
+
+
+#: The transport's phrase for a registry host whose name does not resolve.
+HOST_NOT_FOUND = "host name not found"
+
+
+class UnresolvedHostError(RegistryError):
+    """The registry's host name does not resolve (raised at once, never retried)."""
 
 
 class TransientError(Exception):
@@ -70,9 +80,12 @@ class Backoff:
     def wait_or_raise(self, description: str, retry_after: float | None, action: str) -> None:
         """Sleep before the next attempt, or raise RegistryError when the bound is reached.
 
-        A refused connection is retried twice only: it rarely heals within seconds.
+        A refused connection is retried twice only: it rarely heals within seconds. A host name
+        that does not resolve is not retried (:class:`UnresolvedHostError`).
         """
         self.attempt += 1
+        if description == HOST_NOT_FOUND:
+            raise UnresolvedHostError(f"{action} failed: {description}")
         limit = 3 if description == "connection refused" else self.policy.attempts
         if self.attempt >= limit:
             raise RegistryError(f"{action} failed after {self.attempt} attempts: {description}")

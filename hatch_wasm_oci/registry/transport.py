@@ -32,6 +32,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from hatch_wasm_oci.errors import LayoutError, RegistryError
 from hatch_wasm_oci.registry.urls import split_url
+from hatch_wasm_oci.registry.retry import HOST_NOT_FOUND
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 300.0
@@ -366,7 +367,7 @@ def describe(exc: BaseException) -> TransportError:
         if isinstance(item, ConnectionRefusedError):
             return TransportError("connection refused")
         if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
-            return TransportError("host name not found")
+            return TransportError(HOST_NOT_FOUND)
     for item in chain:
         # urllib3's NewConnectionError is a ConnectTimeoutError: the causes come first.
         if isinstance(item, (TimeoutError, urllib3.exceptions.TimeoutError)):

@@ -83,11 +83,34 @@ def resolve(target: str | os.PathLike[str], options: RegistryOptions | None = No
         return _from_layout(layout[0], layout[1], text)
     if "/" not in text or text.startswith((".", "/", "~")) or path.suffix == ".wasm":
         raise ComponentError(f"{text}: no such file, OCI layout or registry reference")
+    _refuse_local_path(text)
     root = cache_root()
     if root is not None:
         return _from_store(ContentStore(root / "store"), text, options)
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-store-") as scratch:
         return _from_store(ContentStore(Path(scratch)), text, options)
+
+
+def _registry_like(component: str) -> bool:
+    """Whether the first component of a reference can be a registry host (as Docker reads it)."""
+    return "." in component or ":" in component or component == "localhost"
+
+
+def _refuse_local_path(text: str) -> None:
+    """A reference without a registry host whose first component is a local path is a typo'd
+    path, not a Docker Hub repository: say so instead of pulling."""
+    first = text.split("/", 1)[0]
+    if _registry_like(first) or not Path(first).exists():
+        return
+    existing = Path(first)
+    for part in Path(text.split("@", 1)[0]).parts[1:]:
+        if not (existing / part).exists():
+            break
+        existing = existing / part
+    raise ComponentError(
+        f"{text}: no such file or OCI layout ({existing}/ exists; a registry reference "
+        "starts with its host, e.g. localhost:5000/REPO:TAG)"
+    )
 
 
 def _from_store(store: ContentStore, text: str, options: RegistryOptions | None) -> Artifact:

@@ -17,6 +17,7 @@ from hatch_wasm_oci.registry.credentials import (
     resolve_credentials,
 )
 from hatch_wasm_oci.registry.pull import pull
+from hatch_wasm_oci.registry.retry import UnresolvedHostError
 from hatch_wasm_oci.wasm.binary import WasmKind, read_wasm
 from hatch_wasm_oci.wit.cache import BlobCache
 from hatch_wasm_oci.wit.discovery import OciLocation
@@ -45,6 +46,13 @@ def registry_environ(location: OciLocation, environ: Mapping[str, str]) -> dict[
 
 
 def _fail(package: PackageName, location: OciLocation, exc: WasmOciError) -> WitError:
+    if isinstance(exc, UnresolvedHostError):
+        return WitError(
+            f"{package}: {exc} — {location.registry} does not resolve from here; point "
+            f"namespace {package.namespace} at a registry you can reach (namespace_registries in "
+            "the wasm-pkg config, or the wit-dependencies table of "
+            "[tool.hatch.build.targets.wasm-oci]), or vendor the package under wit/deps/"
+        )
     note = f" ({location.note})" if location.note else ""
     return WitError(f"{package}: {exc}{note}")
 
