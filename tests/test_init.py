@@ -39,7 +39,7 @@ def test_a_command_scaffold_builds_and_runs(
     project = tmp_path / "hello-cli"
     assert run_cli("init", project, "--world", "command", env=hatch_env).returncode == 0
     wkg = wkg_env(well_known, tmp_path / "home")
-    env = {**hatch_env, "WKG_CONFIG_FILE": wkg["WKG_CONFIG_FILE"], "SSL_CERT_FILE": wkg["SSL_CERT_FILE"]}
+    env = {**hatch_env, **{k: wkg[k] for k in ("WKG_CONFIG_FILE", "SSL_CERT_FILE")}}
     run_hatch(project, "build", "-t", "wasm-oci", env=env)
     assert (project / "wit" / "deps" / f"wasi-cli-{WASI_VERSION}").is_dir()
     assert (project / "wkg.lock").is_file()

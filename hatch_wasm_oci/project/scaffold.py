@@ -8,6 +8,7 @@ Nothing is written when any of the files already exists.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -165,7 +166,7 @@ def write_scaffold(directory: Path, world: str, name: str | None = None) -> list
     Refused, with nothing written, when any of the files exists already."""
     name = project_name(name if name is not None else directory.resolve().name)
     files = scaffold_files(world, name)
-    existing = [rel for rel in files if (directory / rel).exists() or (directory / rel).is_symlink()]
+    existing = [rel for rel in files if os.path.lexists(directory / rel)]
     if existing:
         raise WasmOciError(
             f"{directory}: {', '.join(existing)} already exist(s); nothing was written "

@@ -31,8 +31,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from hatch_wasm_oci.errors import LayoutError, RegistryError
-from hatch_wasm_oci.registry.urls import split_url
 from hatch_wasm_oci.registry.retry import HOST_NOT_FOUND
+from hatch_wasm_oci.registry.urls import split_url
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 300.0
