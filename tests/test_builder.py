@@ -14,6 +14,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from hatch_wasm_oci.errors import WasmOciError
+from hatch_wasm_oci.project import deterministic
 from hatch_wasm_oci.project.componentize import compiler_arguments, input_key
 from hatch_wasm_oci.project.settings import COMMON_KEYS, ComponentizePySource
 from hatch_wasm_oci.project.world import (
@@ -437,6 +438,8 @@ def test_input_key_covers_every_input(tmp_path: Path) -> None:
     changes.append(key(dists=["hatchling==1.1"]))
     changes.append(key(ComponentizePySource(("wit",), "w", "pkg.app", ("src",), stub_wasi=True)))
     changes.append(key(ComponentizePySource(("wit",), "w", "pkg.app", ("src",), args=("-q",))))
+    other_mode = deterministic.unavailable() is not None  # the default is the other one
+    changes.append(input_key(source, tmp_path, distributions=dists, reproducible=other_mode))
     assert len({base, *changes}) == len(changes) + 1
 
 

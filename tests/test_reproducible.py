@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,21 +16,25 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from hatch_wasm_oci.files.user_key import key_dir
-from hatch_wasm_oci.project import compile_cache
 from hatch_wasm_oci.project.componentize import (
     FIXED_EPOCH,
     BuildStepError,
     componentize,
     error_summary,
-    input_key,
     run_step,
     sandbox_paths,
 )
 from hatch_wasm_oci.project.settings import ComponentizePySource
 from hatch_wasm_oci.wasm.diff import diff, leaves, report
-from tests.hatch_fixtures import run_hatch, write_project
-from tests.registry_fixtures import clean_env, run_cli
+from tests.hatch_fixtures import (
+    EXAMPLE_PROJECT,
+    blob,
+    copy_project,
+    layout_dirs,
+    run_hatch,
+    write_project,
+)
+from tests.registry_fixtures import RegistryServer, clean_env, plain_push, run_cli
 from tests.wasm_fixtures import CALC_WIT, wasm_tools
 
 TARGET = "tool.hatch.build.targets.wasm-oci"
@@ -316,81 +321,141 @@ def _checkout(root: Path, wit: str = PROBE_WIT, app: str = PROBE_APP) -> Path:
     return root
 
 
-def _probe(path: Path) -> list[str]:
-    engine = wasmtime.Engine()
-    component = wc.Component.from_file(engine, str(path))
+# -- cold builds are byte-identical -------------------------------------------------------------
+
+NO_CACHE = {"HATCH_WASM_OCI_NO_CACHE": "1", "HATCH_WASM_OCI_CACHE_REPOSITORY": ""}
+
+DICE_WIT = """\
+package demo:dice@0.1.0;
+
+world dice {
+  export probe: func() -> string;
+  export fresh: func() -> string;
+}
+"""
+# A bundled third-party package (semver, from the build environment) and what the snapshot keeps
+# from pre-initialisation; `fresh` draws randomness at run time.
+DICE_APP = """\
+import os
+import random
+import secrets
+import time
+import uuid
+
+import semver
+from wit_world import WitWorld as _WitWorld
+
+BUMPED = semver.Version.parse("1.2.3").bump_minor()
+AT_INIT = f"{hash('abc')} {random.random()} {time.time()} {BUMPED}"
+
+
+class WitWorld(_WitWorld):
+    def probe(self) -> str:
+        return f"{AT_INIT} {hash('abc')}"
+
+    def fresh(self) -> str:
+        return f"{os.urandom(16).hex()} {secrets.token_hex(16)} {uuid.uuid4()} {random.random()}"
+"""
+
+
+def _cold_build(
+    project: Path, hatch_env: dict[str, str], scratch: Path, hash_seed: str
+) -> tuple[str, Path, float]:
+    """``hatch build -t wasm-oci`` with the compile cache off, its own TMPDIR, HOME and hash
+    seed: the manifest digest, the layer and when the build started."""
+    for name in ("tmp", "home"):
+        (scratch / name).mkdir(parents=True)
+    env = {
+        **hatch_env,
+        **NO_CACHE,
+        "TMPDIR": str(scratch / "tmp"),
+        "HOME": str(scratch / "home"),
+        "PYTHONHASHSEED": hash_seed,
+    }
+    started = time.time()
+    run = run_hatch(project, "build", "-t", "wasm-oci", env=env)
+    assert "Compiling" in run.output and "not reproducible" not in run.output, run.output
+    (layout,) = layout_dirs(project)
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"]
+    manifest = json.loads(blob(layout, digest).read_text())
+    return digest, blob(layout, manifest["layers"][0]["digest"]), started
+
+
+def _call(engine: wasmtime.Engine, component: wc.Component, name: str) -> str:
+    """``name()`` in a new instance of ``component`` (WASI from the host)."""
     linker = wc.Linker(engine)
     linker.add_wasip2()
-    with linker.root() as root, root.add_instance("acme:calc/logging@1.2.0") as logging:
-        logging.add_func("log", lambda _store, _message: None)
     store = wasmtime.Store(engine)
     store.set_wasi(wasmtime.WasiConfig())
     instance = linker.instantiate(store, component)
-    index = instance.get_export_index(store, "probe")
+    index = instance.get_export_index(store, name)
     assert index is not None
     func = instance.get_func(store, index)
     assert func is not None
-    return str(func(store)).split()
-
-
-#: Where two cold componentize-py 0.25 compiles of the same staged inputs still differ: the
-#: main core module's data section (the snapshot of the Python heap, and so its length in the
-#: section headers) and one global of the second core module (an address inside that heap).
-SNAPSHOT_LEAVES = {
-    "core-module[0]/header",
-    "core-module[0]/data[0]/header",
-    "core-module[0]/data[0]",
-    "core-module[1]/global[0]",
-}
+    return str(func(store))
 
 
 @pytest.mark.slow
-def test_cold_compiles_in_two_checkouts_differ_only_in_the_heap_snapshot(tmp_path: Path) -> None:
-    one = _checkout(tmp_path / "one" / "inventory")
-    two = _checkout(tmp_path / "second" / "deeper" / "path" / "inventory")
-    # Host noise that must not reach the compiler: bytecode caches, file times, an activated
-    # virtual environment, a PATH with other tools.
-    cache = two / "src" / "calc" / "__pycache__"
-    cache.mkdir()
-    (cache / "app.cpython-311.pyc").write_bytes(b"stale bytecode")
-    for file in (two / "src" / "calc").iterdir():
-        os.utime(file, (1_700_000_000, 1_700_000_000))
-    results = []
-    for root, venv in ((one, None), (two, str(tmp_path / "some-venv"))):
-        logged: list[str] = []
-        saved = os.environ.get("VIRTUAL_ENV")
-        if venv is not None:
-            os.environ["VIRTUAL_ENV"] = venv
-        try:
-            work = root.parent / "work"
-            work.mkdir()
-            results.append(
-                componentize(
-                    SOURCE, root=root, workdir=work, where="W", use_cache=False,
-                    log=logged.append, waiting=logged.append,
-                )
-            )  # fmt: skip
-        finally:
-            if venv is not None:
-                if saved is None:
-                    os.environ.pop("VIRTUAL_ENV", None)
-                else:
-                    os.environ["VIRTUAL_ENV"] = saved
-        assert "componentize-py: Component built successfully" in logged
-    first, second = results
-    assert first.key == second.key  # the input key ignores the checkout path and host noise
-    a, b = first.path.read_bytes(), second.path.read_bytes()
+def test_cold_builds_of_the_example_project_in_two_checkouts_give_one_digest(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The issue's done-when: two cold ``hatch build -t wasm-oci`` runs of example-project, in
+    two checkout paths, with their own TMPDIR, HOME, hash seed and wall clock, 2 s apart."""
+    one = copy_project(EXAMPLE_PROJECT, tmp_path / "one" / "example-project")
+    two = copy_project(EXAMPLE_PROJECT, tmp_path / "second" / "deeper" / "example-project")
+    first, _, first_started = _cold_build(one, hatch_env, tmp_path / "s1", "1")
+    time.sleep(2)
+    second, _, second_started = _cold_build(two, hatch_env, tmp_path / "s2", "2")
+    assert second_started - first_started >= 2
+    assert first == second
+
+
+@pytest.mark.slow
+def test_cold_builds_with_a_bundled_dependency_in_two_checkouts_are_identical(
+    hatch_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two cold builds (no compile cache) in two checkout paths, with their own TMPDIR, HOME,
+    hash seed and wall clock, and host noise (stale bytecode, file times) in the second: one
+    digest. What pre-initialisation saw is fixed (hash seed, `random`, the clock at
+    SOURCE_DATE_EPOCH); randomness at run time comes from the host, fresh in every instance."""
+    config = (
+        'dependencies = ["semver>=3"]\n'
+        "[tool.hatch.build.targets.wasm-oci.componentize-py]\n"
+        'wit-path = "wit"\nworld = "dice"\napp = "dice_app"\npython-path = ["src"]\n'
+    )
+    files = {"wit/world.wit": DICE_WIT, "src/dice_app.py": DICE_APP}
+    one = write_project(tmp_path / "one" / "dice", name="dice", wasm_oci=config, files=files)
+    two = write_project(
+        tmp_path / "second" / "deeper" / "dice", name="dice", wasm_oci=config, files=files
+    )
+    (two / "src" / "__pycache__").mkdir()
+    (two / "src" / "__pycache__" / "dice_app.cpython-311.pyc").write_bytes(b"stale bytecode")
+    os.utime(two / "src" / "dice_app.py", (1_700_000_000, 1_700_000_000))
+    first, first_layer, first_started = _cold_build(one, hatch_env, tmp_path / "s1", "1")
+    time.sleep(2)
+    second, second_layer, second_started = _cold_build(two, hatch_env, tmp_path / "s2", "2")
+    assert second_started - first_started >= 2
+    a, b = first_layer.read_bytes(), second_layer.read_bytes()
+    assert diff(a, b) == [], report(a, b)
+    assert first == second
     for checkout in (one, two, tmp_path):
-        assert str(checkout).encode() not in a + b
-    differences = diff(a, b)
-    print("\n".join(["cold compile differences:", *(d.line() for d in differences)]))
-    assert {d.path for d in differences} <= SNAPSHOT_LEAVES
-    # The upstream cause (bytecodealliance/componentize-py#247): pre-initialisation runs with a
-    # random hash seed, a randomly seeded `random` and the wall clock, all kept in the snapshot.
-    hash_one, random_one, clock_one = _probe(first.path)
-    hash_two, random_two, _ = _probe(second.path)
-    assert (hash_one, random_one) != (hash_two, random_two)
-    assert float(clock_one) > FIXED_EPOCH + 10 * 365 * 86400  # the real clock, not ours
+        assert str(checkout).encode() not in a
+
+    engine = wasmtime.Engine()
+    component = wc.Component.from_file(engine, str(first_layer))
+    init_hash, init_random, init_clock, bumped, run_hash = _call(engine, component, "probe").split()
+    assert bumped == "1.3.0"  # semver came from the build environment
+    assert float(init_clock) - FIXED_EPOCH < 1  # the clock at pre-initialisation
+    assert run_hash == init_hash  # the hash seed is the snapshot's, in every instance
+    fresh = [_call(engine, component, "fresh").split() for _ in range(2)]
+    for (urandom_a, secret_a, uuid_a, random_a), (urandom_b, secret_b, uuid_b, random_b) in [
+        (fresh[0], fresh[1])
+    ]:
+        assert urandom_a != urandom_b and len(urandom_a) == 32
+        assert secret_a != secret_b and uuid_a != uuid_b
+        # componentize-py reseeds `random` from the host on the first call of every instance.
+        assert random_a != random_b != init_random
 
 
 def test_a_wit_syntax_error_names_the_projects_file_and_line(tmp_path: Path) -> None:
@@ -446,50 +511,61 @@ def test_a_python_syntax_error_through_hatch_names_the_app_file_and_line(
 # -- hatch-wasm-oci reproduce ------------------------------------------------------------------
 
 
-def test_reproduce_says_reproducible_for_a_command_source(tmp_path: Path) -> None:
+def _tiny_project(root: Path) -> Path:
     from tests.wasm_fixtures import TINY_COMMAND, TINY_CORE_WAT, TINY_WIT
 
-    project = write_project(
-        tmp_path / "tiny",
+    return write_project(
+        root,
         wasm_oci=f'command = {json.dumps(TINY_COMMAND)}\npath = "build/tiny.wasm"\n',
         files={"tiny.wat": TINY_CORE_WAT, "wit/tiny.wit": TINY_WIT},
     )
-    run = run_cli("reproduce", project, env=clean_env(tmp_path / "home"))
+
+
+def test_reproduce_says_reproducible_for_a_command_source(tmp_path: Path) -> None:
+    project = _tiny_project(tmp_path / "tiny")
+    run = run_cli("reproduce", "--project", project, env=clean_env(tmp_path / "home"))
     assert run.returncode == 0, run.stderr
     assert re.fullmatch(r"reproducible: sha256:[0-9a-f]{64}\n", run.stdout)
-    assert "made the tiny component" in run.stderr  # the command's output, streamed
+    assert run.stderr.count("\nmade the tiny component\n") == 2  # two builds, streamed
     assert not (project / "dist").exists()  # built in a temporary directory only
 
 
-@pytest.mark.slow
-def test_reproduce_names_the_sections_a_clean_compile_changes(
-    tmp_path: Path, calc_component: Path
-) -> None:
-    """The usual build reuses the cached compile (here: the fixture's); the clean one compiles:
-    componentize-py's heap snapshot differs, and the command says where."""
-    from tests.wasm_fixtures import CALC_APP
+def _cli_in(directory: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m hatch_wasm_oci ARGS`` run from ``directory``."""
+    return subprocess.run(
+        [sys.executable, "-m", "hatch_wasm_oci", *args],
+        cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
 
-    project = write_project(
-        tmp_path / "calc",
-        wasm_oci=(
-            "[tool.hatch.build.targets.wasm-oci.componentize-py]\n"
-            'wit-path = "wit"\nworld = "calculator"\napp = "app"\npython-path = ["app"]\n'
-        ),
-        files={"wit/world.wit": CALC_WIT, "app/app.py": CALC_APP},
-    )
-    source = ComponentizePySource(("wit",), "calculator", "app", ("app",))
-    cache = tmp_path / "component-cache"
-    key = input_key(source, project, exclude=[project / "dist"])
-    assert compile_cache.save(cache, key, calc_component, notice=pytest.fail) is not None
-    state = str(key_dir().parent)  # the CLI seals with this process's user key
-    env = clean_env(tmp_path / "home", HATCH_WASM_OCI_CACHE=str(cache), XDG_STATE_HOME=state)
-    run = run_cli("reproduce", project, env=env)
-    assert run.returncode == 1, run.stderr
-    lines = run.stdout.splitlines()
-    assert re.fullmatch(
-        r"not reproducible: sha256:[0-9a-f]{64} as built, sha256:[0-9a-f]{64} from a clean cache",
-        lines[0],
-    )
-    assert any(line.startswith("  core-module[0]/data[0] (") for line in lines[1:])
-    assert "Reusing the component compiled from identical inputs" in run.stderr
-    assert "componentize-py: Component built successfully" in run.stderr
+
+def test_reproduce_ref_matches_a_layout_or_names_the_sections_that_differ(
+    tmp_path: Path, registry_anon: RegistryServer
+) -> None:
+    """``reproduce REF`` rebuilds the project in the current directory and compares it with a
+    layout or a registry artifact: byte for byte, else which sections differ."""
+    from hatch_wasm_oci.project.reproduce import cold_build
+    from tests.wasm_fixtures import TINY_CORE_WAT
+
+    project = _tiny_project(tmp_path / "tiny")
+    published = cold_build(project, tmp_path / "published", log=lambda _line: None)
+    (layout,) = (tmp_path / "published").iterdir()
+    env = clean_env(tmp_path / "home")
+    ref = f"{registry_anon.address}/acme/tiny:1.0.0"
+    assert plain_push(layout, ref, env).returncode == 0
+    expected = f"reproducible: {published.digest}\n"
+    for target in (str(layout), f"{layout}:1.0.0", ref):
+        run = _cli_in(project, "reproduce", target, "--plain-http", env=env)
+        assert (run.returncode, run.stdout) == (0, expected), run.stderr
+
+    (project / "tiny.wat").write_text(TINY_CORE_WAT.replace("i32.add", "i32.sub"))
+    for target in (str(layout), ref):
+        run = run_cli("reproduce", target, "--project", project, "--plain-http", env=env)
+        assert run.returncode == 1, run.stderr
+        first, *sections = run.stdout.splitlines()
+        assert first.startswith(f"not reproducible: {target} is {published.digest}, the rebuild ")
+        assert sections and all(line.startswith("  core-module[0]/") for line in sections)
+        assert any(line.startswith("  core-module[0]/code[0]") for line in sections), sections
+
+    bad = _cli_in(project, "reproduce", str(tmp_path), env=env)
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.startswith("hatch-wasm-oci: ") and len(bad.stderr.splitlines()) == 1

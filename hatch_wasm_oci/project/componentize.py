@@ -1,11 +1,13 @@
 """componentize-py as a subprocess, behind a cache keyed by a hash of every input.
 
-componentize-py's output is not byte-reproducible (its snapshot of the Python heap differs from
-run to run: bytecodealliance/componentize-py#247), so a rebuild of unchanged inputs reuses the
-cached component: it is fast and keeps the artifact's digest. Everything else about a compile is
-held still here: the inputs are staged under stable relative paths with fixed file times, the
-compiler runs with a clean environment (no inherited ``VIRTUAL_ENV``, ``PATH`` or user site) and
-sees only the ``-p`` paths plus the build environment's site-packages.
+Everything about a compile is held still here: the inputs are staged under stable relative paths
+with fixed file times, the compiler runs with a clean environment (no inherited ``VIRTUAL_ENV``,
+``PATH`` or user site) and sees only the ``-p`` paths plus the build environment's
+site-packages; where :mod:`~hatch_wasm_oci.project.deterministic` works, what the app sees
+while componentize-py pre-initialises it is fixed too, so the output is byte-reproducible
+(elsewhere componentize-py's heap snapshot differs from run to run:
+bytecodealliance/componentize-py#247). A rebuild of unchanged inputs reuses the cached
+component.
 
 The cache lives in ``$HATCH_WASM_OCI_CACHE`` when set, else in the per-user cache directory
 (``$XDG_CACHE_HOME/hatch-wasm-oci`` or ``~/.cache/hatch-wasm-oci`` on Linux,
@@ -27,19 +29,20 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from hatch_wasm_oci.errors import WasmOciError
 from hatch_wasm_oci.files.cache_home import enabled_cache_root
 from hatch_wasm_oci.files.digest import file_digest
-from hatch_wasm_oci.project import compile_cache
+from hatch_wasm_oci.project import compile_cache, deterministic
 from hatch_wasm_oci.project.registry_cache import RegistryCache
 from hatch_wasm_oci.project.settings import ComponentizePySource
 
 CACHE_ENV = "HATCH_WASM_OCI_CACHE"
 NO_CACHE_ENV = "HATCH_WASM_OCI_NO_CACHE"
-CACHE_KEY_VERSION = "hatch-wasm-oci componentize cache v2"
+CACHE_KEY_VERSION = "hatch-wasm-oci componentize cache v3"
 #: File times of the staged inputs and the compiler's SOURCE_DATE_EPOCH (1980-01-01, zip-safe).
 FIXED_EPOCH = 315532800
 #: Output of a build step kept for its error summary (the rest is only streamed).
@@ -47,7 +50,9 @@ OUTPUT_KEPT = 1 << 20
 
 # componentize-py reports failures as an AssertionError carrying its own message; print that
 # message alone (no Python traceback, no Rust backtrace) and exit 1.
-_RUNNER = """\
+_RUNNER = (
+    deterministic.RUNNER_CHECK
+    + """\
 import sys
 from componentize_py import script
 sys.argv[0] = "componentize-py"
@@ -57,6 +62,7 @@ except AssertionError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)
 """
+)
 
 Log = Callable[[str], None]
 
@@ -149,14 +155,19 @@ def input_key(
     *,
     exclude: Iterable[Path] = (),
     distributions: Iterable[str] | None = None,
+    reproducible: bool | None = None,
 ) -> str:
     """SHA-256 over every input of a compile.
 
     Covers the compiler version, its arguments, the WIT files, every file under the Python path
     (hidden directories, ``__pycache__`` and ``exclude`` skipped), the host Python's version
-    (``X.Y``) and the installed distributions the app can import. Nothing in it depends on where
-    the project is checked out.
+    (``X.Y``), the installed distributions the app can import and whether the compile is
+    deterministic (``reproducible``; default: where it can be), so that a cache never serves a
+    non-deterministic compile for a deterministic one. Nothing in it depends on where the project
+    is checked out.
     """
+    if reproducible is None:
+        reproducible = deterministic.unavailable() is None
     excluded = {Path(p).resolve() for p in exclude}
     digest = hashlib.sha256()
 
@@ -179,6 +190,7 @@ def input_key(
                 feed("sha256", file_digest(file))
     for dist in _visible_distributions() if distributions is None else distributions:
         feed("dist", dist)
+    feed("deterministic", "yes" if reproducible else "no")
     return digest.hexdigest()
 
 
@@ -413,23 +425,24 @@ def stage_inputs(
     )
 
 
-def compiler_env(stage: Path) -> dict[str, str]:
+def compiler_env(stage: Path, venv: Path | None = None) -> dict[str, str]:
     """componentize-py's whole environment: nothing inherited but what Windows needs to run.
 
-    ``VIRTUAL_ENV`` is this build environment (whose packages the app may import) or, outside a
-    virtual environment, an empty directory under ``stage`` (never the user's site-packages);
-    ``PATH`` is an empty directory (so no ``pipenv`` is found); times, locale and hash seed are
-    fixed.
+    ``VIRTUAL_ENV`` is ``venv``, else this build environment (whose packages the app may import)
+    or, outside a virtual environment, an empty directory under ``stage`` (never the user's
+    site-packages); ``PATH`` is an empty directory (so no ``pipenv`` is found); times, locale
+    and hash seed are fixed.
     """
     empty = stage / "empty"
     empty.mkdir(parents=True, exist_ok=True)
     env = {name: os.environ[name] for name in ("SYSTEMROOT", "WINDIR") if name in os.environ}
-    venv = sys.prefix if sys.prefix != sys.base_prefix else str(empty)
+    in_venv = sys.prefix != sys.base_prefix
+    venv_dir = str(venv) if venv is not None else sys.prefix if in_venv else str(empty)
     env.update(
         {
             "PATH": str(empty),
             "HOME": str(empty),
-            "VIRTUAL_ENV": venv,
+            "VIRTUAL_ENV": venv_dir,
             "TMPDIR": str(empty),
             "TEMP": str(empty),
             "TMP": str(empty),
@@ -455,28 +468,47 @@ def run_compiler(
     log: Log,
     exclude: Iterable[Path] = (),
     verbosity: int = 0,
-) -> None:
+    key: str | None = None,
+) -> bool:
     """Stage the inputs of ``source`` beside ``output`` and run componentize-py on them; raise
-    BuildStepError with its own message (paths mapped back to the project's) on failure."""
+    BuildStepError with its own message (paths mapped back to the project's) on failure.
+
+    With ``key`` (the input key) the compile is deterministic where it can be
+    (:mod:`~hatch_wasm_oci.project.deterministic`); a one-line reason goes to ``log`` when it
+    cannot be. Returns whether it was."""
     stage = output.parent / f"{output.stem}-stage"
     shutil.rmtree(stage, ignore_errors=True)
     try:
         staged = stage_inputs(source, root, stage / "src", exclude=exclude)
         arguments = compiler_arguments(staged, output.resolve())
-        run_step(
-            [sys.executable, "-c", _RUNNER, *arguments],
-            cwd=stage / "src",
-            where=where,
-            shown="componentize-py",
-            log=log,
-            summary=compiler_summary,
-            env=compiler_env(stage),
-            writes=output,
-            log_prefix="componentize-py: ",
-            translate=sandbox_paths(source.python_path or (".",)),
-            verbosity=verbosity,
-            display=f"componentize-py {shlex.join(arguments)} (in {stage / 'src'})",
-        )
+        with ExitStack() as held:
+            extra: dict[str, str] = {}
+            venv = None
+            reason = "no input key" if key is None else deterministic.unavailable()
+            if key is not None and reason is None:
+                try:
+                    extra = held.enter_context(deterministic.shim(key))
+                except deterministic.ShimUnavailable as exc:
+                    reason = str(exc)
+            if reason is not None:
+                log(f"componentize-py: this compile is not reproducible ({reason})")
+            elif sys.prefix != sys.base_prefix:
+                venv = deterministic.copy_environment(Path(sys.prefix), stage / "venv")
+            run_step(
+                [sys.executable, "-c", _RUNNER, *arguments],
+                cwd=stage / "src",
+                where=where,
+                shown="componentize-py",
+                log=log,
+                summary=compiler_summary,
+                env={**compiler_env(stage, venv), **extra},
+                writes=output,
+                log_prefix="componentize-py: ",
+                translate=sandbox_paths(source.python_path or (".",)),
+                verbosity=verbosity,
+                display=f"componentize-py {shlex.join(arguments)} (in {stage / 'src'})",
+            )
+            return reason is None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -505,7 +537,8 @@ def componentize(
     """
     root = Path(root)
     warn = warn or log
-    key = input_key(source, root, exclude=exclude)
+    reproducible = deterministic.unavailable() is None
+    key = input_key(source, root, exclude=exclude, reproducible=reproducible)
     cache = (cache_dir or default_cache_dir()) if use_cache else None
     out = Path(workdir) / f"{key[:16]}.wasm"
     if cache is not None and compile_cache.load(cache, key, out, notice=warn):
@@ -529,7 +562,11 @@ def componentize(
                 compile_cache.save(cache, key, out, notice=log)
             return CompileResult(out, True, key, "registry")
     waiting(f"Compiling {source.app} for world {source.world} with componentize-py")
-    run_compiler(source, root, out, where=where, log=log, exclude=exclude, verbosity=verbosity)
+    held_still = run_compiler(
+        source, root, out, where=where, log=log, exclude=exclude, verbosity=verbosity, key=key
+    )
+    if reproducible and not held_still:  # the shim failed: never cache it as deterministic
+        return CompileResult(out, False, key, "compiled")
     if cache is not None:
         compile_cache.save(cache, key, out, notice=log)
     if registry is not None:

@@ -1,8 +1,11 @@
-"""Is a project's build reproducible? Build it as usual, again from a clean compile cache, and
-compare the manifest digests; when they differ, say in which sections the components differ."""
+"""Is a project's build reproducible? Build it twice from scratch (no compile cache) and compare,
+or rebuild it and compare with a published artifact (a registry reference or an OCI layout);
+when the manifest digests differ, say in which sections the components differ."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hatch_wasm_oci.errors import ConfigurationError
+from hatch_wasm_oci.errors import ConfigurationError, LayoutError
 from hatch_wasm_oci.project.componentize import Log
 from hatch_wasm_oci.project.settings import (
     HOOK_TABLE,
@@ -21,18 +24,51 @@ from hatch_wasm_oci.project.settings import (
 
 
 @dataclass(frozen=True)
-class ReproduceResult:
-    """The digest of the usual build (compile caches allowed), the digest of a build from a clean
-    local cache without the registry cache, and where their components differ."""
+class ArtifactView:
+    """What a comparison looks at in one artifact: where it is from, its manifest digest, its
+    config (parsed) and its component."""
 
+    source: str
     digest: str
-    clean_digest: str
+    config: Mapping[str, Any]
+    component: Path
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two artifacts compared: the expected one (the first build, or the published artifact),
+    the rebuilt one, and where they differ (empty when the manifest digests agree)."""
+
+    expected: str
+    built: str
     differences: tuple[str, ...]
 
     @property
     def reproducible(self) -> bool:
-        """Whether both builds gave the same manifest digest."""
-        return self.digest == self.clean_digest
+        """Whether both have the same manifest digest (then every byte is the same)."""
+        return self.expected == self.built
+
+
+def compare(expected: ArtifactView, built: ArtifactView) -> Comparison:
+    """Compare two artifacts: equal digests, else the component sections that differ, else the
+    config fields (or, when those agree too, the manifest)."""
+    from hatch_wasm_oci.wasm.diff import report
+
+    if expected.digest == built.digest:
+        return Comparison(expected.digest, built.digest, ())
+    differences = tuple(report(expected.component.read_bytes(), built.component.read_bytes()))
+    if not differences:
+        fields = sorted(
+            name
+            for name in set(expected.config) | set(built.config)
+            if expected.config.get(name) != built.config.get(name)
+        )
+        differences = (
+            (f"the components are identical; the configs differ in {', '.join(fields)}",)
+            if fields
+            else ("the components and configs are identical; the manifests differ",)
+        )
+    return Comparison(expected.digest, built.digest, differences)
 
 
 def load_project(
@@ -68,6 +104,42 @@ def load_project(
     return settings, project, name, version
 
 
+def cold_build(
+    root: Path,
+    out_dir: Path,
+    *,
+    version: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    log: Log = print,
+    warn: Log | None = None,
+) -> ArtifactView:
+    """Build the project at ``root`` into ``out_dir`` from scratch: no local or registry compile
+    cache, the layout only (nothing installed into ``dist/``)."""
+    from hatch_wasm_oci.oci.layout import blob_relpath
+    from hatch_wasm_oci.project.pipeline import build_artifact
+
+    root = Path(root).resolve()
+    settings, project, name, version = load_project(root, version)
+    built = build_artifact(
+        settings,
+        root=root,
+        project=project,
+        name=name,
+        version=version,
+        out_dir=out_dir,
+        exclude=[root / "dist"],
+        environ=environ,
+        log=log,
+        waiting=log,
+        warn=warn,
+        install=False,
+        use_cache=False,
+    )
+    digest = built.pack.manifest.digest
+    config = json.loads((built.pack.layout / blob_relpath(built.pack.config.digest)).read_bytes())
+    return ArtifactView(f"the build in {out_dir}", digest, config, built.component)
+
+
 def check_reproducible(
     root: Path,
     *,
@@ -75,38 +147,74 @@ def check_reproducible(
     environ: Mapping[str, str] | None = None,
     log: Log = print,
     warn: Log | None = None,
-) -> ReproduceResult:
-    """Build the project at ``root`` twice, as usual and from a clean compile cache (local and
-    registry caches skipped), in a temporary directory; compare the results."""
-    from hatch_wasm_oci.project.pipeline import build_artifact
-    from hatch_wasm_oci.wasm.diff import report
-
-    root = Path(root).resolve()
-    settings, project, name, version = load_project(root, version)
-    outputs = []
+) -> Comparison:
+    """Build the project at ``root`` twice from scratch (:func:`cold_build`) in a temporary
+    directory and compare the two artifacts."""
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-reproduce-") as scratch:
-        for label, use_cache in (("usual", True), ("clean", False)):
-            outputs.append(
-                build_artifact(
-                    settings,
-                    root=root,
-                    project=project,
-                    name=name,
-                    version=version,
-                    out_dir=Path(scratch) / label,
-                    exclude=[root / "dist"],
-                    environ=environ,
-                    log=log,
-                    waiting=log,
-                    warn=warn,
-                    install=False,
-                    use_cache=use_cache,
-                )
+        first, second = (
+            cold_build(
+                root, Path(scratch) / label, version=version, environ=environ, log=log, warn=warn
             )
-        usual, clean = outputs
-        differences: tuple[str, ...] = ()
-        if usual.pack.manifest.digest != clean.pack.manifest.digest:
-            differences = tuple(
-                report(usual.component.read_bytes(), clean.component.read_bytes())
-            ) or ("the components are identical: the difference is in the manifest or config",)
-    return ReproduceResult(usual.pack.manifest.digest, clean.pack.manifest.digest, differences)
+            for label in ("first", "second")
+        )
+        return compare(first, second)
+
+
+def check_against(
+    root: Path,
+    reference: str,
+    *,
+    version: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    plain_http: bool = False,
+    ca_file: Path | None = None,
+    log: Log = print,
+    warn: Log | None = None,
+) -> Comparison:
+    """Rebuild the project at ``root`` from scratch and compare it with the artifact that
+    ``reference`` names: an OCI layout (``DIR`` or ``DIR:TAG``) or a registry reference
+    (``REPO:TAG``, ``REPO@sha256:...``; pulled into a temporary store, every blob verified)."""
+    from hatch_wasm_oci.runtime.store import ContentStore, RegistryOptions
+
+    with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-reproduce-") as scratch:
+        expected = _from_layout(reference)
+        if expected is None:
+            options = RegistryOptions(plain_http=plain_http, ca_file=ca_file, environ=environ)
+            stored = ContentStore(Path(scratch) / "store").fetch(reference, options)
+            expected = ArtifactView(
+                f"{reference}@{stored.digest}", stored.digest, stored.config, stored.wasm
+            )
+        built = cold_build(
+            root, Path(scratch) / "built", version=version, environ=environ, log=log, warn=warn
+        )
+        return compare(expected, built)
+
+
+def _from_layout(reference: str) -> ArtifactView | None:
+    """The artifact in the layout ``DIR`` or ``DIR:TAG`` names (None when it names no
+    directory): the only manifest, else the tag ``latest``; every blob read is verified."""
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+
+    path, tag = Path(reference), None
+    if not path.is_dir():
+        directory, sep, tag = reference.rpartition(":")
+        if not (sep and directory and "/" not in tag and Path(directory).is_dir()):
+            return None
+        path = Path(directory)
+    layout = OciLayout.open(path)
+    if tag is None:
+        digests = {d.digest for d in layout.manifests()}
+        if len(digests) == 1:
+            tag = next(iter(digests))
+        elif "latest" in layout.tags():
+            tag = "latest"
+        else:
+            known = ", ".join(sorted(layout.tags())) or "none"
+            raise LayoutError(f"{reference}: several manifests; name one as {path}:TAG ({known})")
+    manifest_bytes = layout.manifest_bytes(tag)
+    digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+    layer = layout.wasm_manifest(tag).layer
+    if layout.blob_digest(layer) != layer.digest:
+        raise LayoutError(f"{path}: blob {layer.digest} does not match its digest")
+    component = layout.blob_path(layer.digest)
+    return ArtifactView(f"{reference}@{digest}", digest, layout.config(tag), component)
