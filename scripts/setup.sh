@@ -10,6 +10,8 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v npm >/dev/null || missing+=(npm)
+# A C compiler builds the deterministic-compile shim (hatch_wasm_oci/project/deterministic_shim.c).
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
