@@ -533,14 +533,17 @@ def test_a_malformed_url_from_the_registry_is_one_line(
             return Reply(307, {"Location": text})
         return None
 
-    fake.misbehave = hostile
     if where == "redirect":
+        # Push first with a well-behaved registry: push reads the tag (version tags are
+        # immutable), so a redirect there would end the push, not the pull under test.
         assert _push(layout, fake, Path(), _env(tmp_path, fake)).returncode == 0
+        fake.misbehave = hostile
         run = run_bounded(
             "pull", f"{fake.address}/acme/app:t", "-o", tmp_path / "out", "--plain-http",
             env=_env(tmp_path, fake),
         )  # fmt: skip
     else:
+        fake.misbehave = hostile
         run = _push(layout, fake, Path(), _env(tmp_path, fake))
     run.check_clean_failure("not a valid URL")
     _assert_secret_free(run, fake)
