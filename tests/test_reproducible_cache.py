@@ -202,10 +202,24 @@ def test_a_second_machine_publishes_the_same_digest_from_the_registry_cache(
     assert "Ignoring the registry cache entry" in run.output
     assert "does not match its digest" in run.output
     assert "Compiling inventory_app.app" in run.output
-    assert f"Stored in the registry cache: {repository}:" in run.output
+    # The compile is deterministic, so its layer has the tampered blob's digest: the registry
+    # keeps its (corrupt) content-addressed copy, and the build says so instead of "Stored".
+    assert "a push cannot replace a content-addressed blob" in run.output
+    assert "Stored in the registry cache" not in run.output
+    assert _digest(fourth) == published
+
+    # Once the registry's copy is repaired, the entry is a hit again.
+    stored.write_bytes(_entry_file(tmp_path / "four" / "component-cache").read_bytes())
     shutil.rmtree(tmp_path / "four" / "component-cache")
     run = run_hatch(fourth, "build", "-t", "wasm-oci", env=hatch_env, extra_env=machine_env("four"))
     assert "Compiling" not in run.output and "Ignoring" not in run.output
+    assert _digest(fourth) == published
+
+
+def _entry_file(local_cache: Path) -> Path:
+    """The one component in a local compile cache."""
+    (entry,) = (local_cache / "componentize-py").glob("*.wasm")
+    return entry
 
 
 def _entry_layer(local_cache: Path) -> str:

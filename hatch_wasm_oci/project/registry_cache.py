@@ -124,6 +124,9 @@ class RegistryCache:
     required: bool = False
     #: Set once the registry proved unreachable (or unusable): nothing more is tried.
     unreachable: bool = False
+    #: Set when a fetch got a blob that did not match its digest: the registry's storage holds
+    #: a corrupt copy, which a push of the same content cannot replace.
+    corrupt_blob_seen: bool = False
 
     def _secret(self) -> bytes | None:
         text = self.environ.get(CACHE_KEY_ENV, "").strip()
@@ -230,6 +233,8 @@ class RegistryCache:
                     progress=Reporter("quiet"),
                 )
             except WasmOciError as exc:
+                if "does not match its digest" in str(exc):
+                    self.corrupt_blob_seen = True
                 if not _absent(str(exc)):
                     warn(f"Ignoring the registry cache entry: {exc}")
                 return None
@@ -307,6 +312,15 @@ class RegistryCache:
             except (WasmOciError, OSError) as exc:
                 warn(f"Not stored in the registry cache: {exc}")
                 return None
+        layer = file_digest(wasm)
+        kept = any(b["digest"] == layer and b["outcome"] == "exists" for b in result.blobs)
+        if kept and self.corrupt_blob_seen:
+            warn(
+                f"Not stored in the registry cache: {self.repository} already holds blob "
+                f"{layer[:19]}... and it was corrupt when pulled; a push cannot replace a "
+                "content-addressed blob, so delete it in the registry's storage"
+            )
+            return None
         return result.references[0].digest if result.references else None
 
 
