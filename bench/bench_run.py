@@ -79,7 +79,7 @@ def layer_of(layout: Path) -> Path:
     from hatch_wasm_oci.oci.layout_reader import OciLayout
 
     opened = OciLayout.open(layout)
-    (manifest,) = {d.digest: d for d in opened.manifests()}.values()
+    (manifest,) = {d.digest: d for d in opened.artifacts()}.values()
     return opened.blob_path(opened.layer(manifest).digest)
 
 
