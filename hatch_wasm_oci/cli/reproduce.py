@@ -57,6 +57,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if not result.reproducible:
             print(f"not reproducible: {args.ref} is {result.expected}, the rebuild {result.built}")
+    for note in result.notes:
+        log(f"hatch-wasm-oci: {note}")
     if result.reproducible:
         print(f"reproducible: {result.built}")
         return 0

@@ -50,6 +50,8 @@ class Comparison:
     differences: tuple[str, ...]
     #: What the expected artifact's provenance says changed (empty without a comparison).
     record: tuple[str, ...] = ()
+    #: Remarks for the log (stderr): e.g. that the artifact has no provenance.
+    notes: tuple[str, ...] = ()
 
     @property
     def reproducible(self) -> bool:
@@ -183,7 +185,9 @@ def check_against(
 ) -> Comparison:
     """Rebuild the project at ``root`` from scratch and compare it with the artifact that
     ``reference`` names: an OCI layout (``DIR`` or ``DIR:TAG``) or a registry reference
-    (``REPO:TAG``, ``REPO@sha256:...``; pulled into a temporary store, every blob verified)."""
+    (``REPO:TAG``, ``REPO@sha256:...``; pulled with its referrers into a temporary layout,
+    every blob verified). When the digests differ and the artifact has a provenance
+    referrer, ``record`` says which recorded build inputs changed; junk is a LayoutError."""
     from hatch_wasm_oci.registry.pull import pull
 
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-reproduce-") as scratch:
@@ -204,6 +208,9 @@ def check_against(
         result = compare(expected, built)
         if result.reproducible:
             return result
+        if recorded is None:
+            note = f"{reference} has no provenance; comparing the components only"
+            return dataclasses.replace(result, notes=(note,))
         return dataclasses.replace(result, record=record_lines(recorded, built, reference))
 
 
@@ -216,13 +223,11 @@ def _recorded(view: ArtifactView, reference: str) -> Inputs | None:
     return find_provenance(view.layout, view.digest, reference)
 
 
-def record_lines(recorded: Inputs | None, built: ArtifactView, reference: str) -> tuple[str, ...]:
+def record_lines(recorded: Inputs, built: ArtifactView, reference: str) -> tuple[str, ...]:
     """What the provenance says about a difference: which recorded inputs changed, or that
-    none did (the compiler is not deterministic here), or that there is no record."""
+    none did (the compiler is not deterministic here)."""
     from hatch_wasm_oci.project.record import changed_inputs, find_provenance
 
-    if recorded is None:
-        return (f"{reference} has no provenance; comparing the components only",)
     rebuilt = None if built.layout is None else find_provenance(
         built.layout, built.digest, "the rebuild"
     )  # fmt: skip
