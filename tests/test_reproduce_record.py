@@ -50,8 +50,8 @@ def _publish(root: Path, *, provenance: bool = True) -> Published:
     project = _project(root / "project", provenance=provenance)
     env = {**clean_env(root / "home"), "SOURCE_DATE_EPOCH": EPOCH}
     built = cold_build(project, root / "published", environ=env, log=lambda _line: None)
-    assert built.layout is not None
-    return Published(project, built.layout, built.digest)
+    (layout,) = (root / "published").iterdir()
+    return Published(project, layout, built.digest)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,12 @@ def test_a_changed_source_date_epoch_is_named_with_both_values(
     assert run.returncode == 1, run.stderr
     _first, head, changed, *rest = run.stdout.splitlines()
     assert head == f"  {published.layout}{HEAD}"
-    assert changed == "    SOURCE_DATE_EPOCH: 1700000000 → 1700000100", run.stdout
+    assert changed == (
+        "    SOURCE_DATE_EPOCH: 1700000000 → 1700000100 "
+        "(set SOURCE_DATE_EPOCH=1700000000 to rebuild as recorded)"
+    ), run.stdout
+    again = _reproduce(project, str(published.layout), env=_env(tmp_path, EPOCH))
+    assert (again.returncode, again.stdout) == (0, f"reproducible: {published.digest}\n")
     # The component is the same; only the created time moved.
     assert rest == ["  the components are identical; the configs differ in created"], run.stdout
 

@@ -146,6 +146,8 @@ def changed_inputs(recorded: Inputs, rebuilt: Inputs) -> list[str]:
             continue
         if name == SETTINGS:
             lines.append(f"{SETTINGS} ([tool.hatch.build.targets.wasm-oci]) differ")
+        elif name == EPOCH and old != "unset":
+            lines.append(f"{name}: {old} → {new} (set {EPOCH}={old} to rebuild as recorded)")
         elif name in (EPOCH, SOURCE_TREE) or name.endswith("wkg.lock"):
             lines.append(f"{name}: {_short(old)} → {_short(new)}")
         else:
