@@ -142,6 +142,38 @@ def test_a_registry_reference_reads_the_provenance_through_its_referrers(
     assert line.startswith("source tree: sha256:"), line
 
 
+# Builds build/tiny.wasm with $OP in place of i32.add, its intermediates outside the tree: an
+# input (the environment) that no provenance records.
+ENV_COMMAND = (
+    'd=$(mktemp -d) && sed "s/i32.add/${OP:-i32.add}/" tiny.wat > $d/t.wat'
+    " && wasm-tools parse $d/t.wat -o $d/core.wasm"
+    " && wasm-tools component embed --world tiny wit/tiny.wit $d/core.wasm -o $d/e.wasm"
+    " && mkdir -p build && wasm-tools component new $d/e.wasm -o build/tiny.wasm"
+)
+
+
+def test_the_same_recorded_inputs_and_other_bytes_say_the_build_is_not_deterministic(
+    tmp_path: Path,
+) -> None:
+    from hatch_wasm_oci.project.reproduce import cold_build
+
+    table = f'command = {json.dumps(ENV_COMMAND)}\npath = "build/tiny.wasm"\nprovenance = true\n'
+    files = {"tiny.wat": TINY_CORE_WAT, "wit/tiny.wit": TINY_WIT}
+    project = write_project(tmp_path / "project", wasm_oci=table, files=files)
+    env = _env(tmp_path)
+    built = cold_build(project, tmp_path / "published", environ=env, log=lambda _line: None)
+    (layout,) = (tmp_path / "published").iterdir()
+    run = _reproduce(project, str(layout), env={**env, "OP": "i32.sub"})
+    assert run.returncode == 1, run.stderr
+    first, head, *sections = run.stdout.splitlines()
+    assert first.startswith(f"not reproducible: {layout} is {built.digest}, the rebuild ")
+    assert head == (
+        f"  {layout}'s provenance (unsigned: it says what its builder claimed) lists the same "
+        "inputs as the rebuild: the compiler is not deterministic here"
+    ), run.stdout
+    assert sections and all(line.startswith("  core-module[0]/") for line in sections)
+
+
 def _with_document(published: Published, tmp_path: Path, data: bytes, layer_type: str) -> Path:
     """A copy of ``published``'s layout with ``data`` as a (second) provenance referrer."""
     layout = tmp_path / "layout"
