@@ -262,6 +262,7 @@ def test_recorded_inputs_are_parsed_bounded_and_compared() -> None:
         b"[" * 50_000,
         b"{}",
         json.dumps({"payloadType": mt.PROVENANCE, "payload": "!!"}).encode(),
+        json.dumps(dict(envelope, payloadType="text/plain")).encode(),
         json.dumps(_statement(SOURCE_DATE_EPOCH=[1])).encode(),
         json.dumps(dict(doc, predicate={"buildDefinition": {
             "buildType": doc["predicate"]["buildDefinition"]["buildType"],  # type: ignore[index]

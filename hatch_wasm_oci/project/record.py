@@ -67,6 +67,8 @@ def parse_provenance(data: bytes, what: str, media_type: str = mt.PROVENANCE) ->
         doc = parse_json_object(data, "it", MAX_PROVENANCE_SIZE)
         if media_type == DSSE_ENVELOPE or "payloadType" in doc:
             payload = doc.get("payload")
+            if doc.get("payloadType") != mt.PROVENANCE:
+                raise junk(f"is a DSSE envelope whose payloadType is not {mt.PROVENANCE}")
             if not isinstance(payload, str):
                 raise junk("is a DSSE envelope without a payload")
             try:
