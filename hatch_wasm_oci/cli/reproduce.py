@@ -17,7 +17,13 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
             "temporary directory. Without REF, build it twice and compare; with REF (an OCI "
             "layout DIR[:TAG] or a registry reference), compare the build with that artifact. "
             "Prints 'reproducible: DIGEST' and exits 0 when the manifest digests agree; "
-            "otherwise names the sections where the components differ and exits 1."
+            "otherwise names the sections where the components differ and exits 1. With REF, "
+            "when the artifact has a provenance referrer (in the layout, or the registry's "
+            "referrers, which are pulled), the difference is explained from it first: each "
+            "recorded build input that changed (source tree, wkg.lock, toolchain versions, "
+            "SOURCE_DATE_EPOCH, settings), or that none did, so the compiler is not "
+            "deterministic here. The provenance is unsigned: it says what its builder claimed. "
+            "A provenance that is not a well-formed statement is an error (exit 2)."
         ),
     )
     reproduce.add_argument(
@@ -51,9 +57,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if not result.reproducible:
             print(f"not reproducible: {args.ref} is {result.expected}, the rebuild {result.built}")
+    for note in result.notes:
+        log(f"hatch-wasm-oci: {note}")
     if result.reproducible:
         print(f"reproducible: {result.built}")
         return 0
-    for line in result.differences:
+    for line in (*result.record, *result.differences):
         print(f"  {line}")
     return 1

@@ -4,6 +4,7 @@ when the manifest digests differ, say in which sections the components differ.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -11,7 +12,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatch_wasm_oci.errors import ConfigurationError, LayoutError
 from hatch_wasm_oci.project.componentize import Log
@@ -21,6 +22,10 @@ from hatch_wasm_oci.project.settings import (
     WasmOciSettings,
     parse_settings,
 )
+
+if TYPE_CHECKING:
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+    from hatch_wasm_oci.project.record import Inputs
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class ArtifactView:
     digest: str
     config: Mapping[str, Any]
     component: Path
+    layout: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,10 @@ class Comparison:
     expected: str
     built: str
     differences: tuple[str, ...]
+    #: What the expected artifact's provenance says changed (empty without a comparison).
+    record: tuple[str, ...] = ()
+    #: Remarks for the log (stderr): e.g. that the artifact has no provenance.
+    notes: tuple[str, ...] = ()
 
     @property
     def reproducible(self) -> bool:
@@ -137,7 +147,9 @@ def cold_build(
     )
     digest = built.pack.manifest.digest
     config = json.loads((built.pack.layout / blob_relpath(built.pack.config.digest)).read_bytes())
-    return ArtifactView(f"the build in {out_dir}", digest, config, built.component)
+    return ArtifactView(
+        f"the build in {out_dir}", digest, config, built.component, built.pack.layout
+    )
 
 
 def check_reproducible(
@@ -173,21 +185,61 @@ def check_against(
 ) -> Comparison:
     """Rebuild the project at ``root`` from scratch and compare it with the artifact that
     ``reference`` names: an OCI layout (``DIR`` or ``DIR:TAG``) or a registry reference
-    (``REPO:TAG``, ``REPO@sha256:...``; pulled into a temporary store, every blob verified)."""
-    from hatch_wasm_oci.runtime.store import ContentStore, RegistryOptions
+    (``REPO:TAG``, ``REPO@sha256:...``; pulled with its referrers into a temporary layout,
+    every blob verified). When the digests differ and the artifact has a provenance
+    referrer, ``record`` says which recorded build inputs changed; junk is a LayoutError."""
+    from hatch_wasm_oci.registry.pull import pull
 
     with tempfile.TemporaryDirectory(prefix="hatch-wasm-oci-reproduce-") as scratch:
         expected = _from_layout(reference)
         if expected is None:
-            options = RegistryOptions(plain_http=plain_http, ca_file=ca_file, environ=environ)
-            stored = ContentStore(Path(scratch) / "store").fetch(reference, options)
-            expected = ArtifactView(
-                f"{reference}@{stored.digest}", stored.digest, stored.config, stored.wasm
-            )
+            pulled = pull(
+                reference, Path(scratch) / "pulled", plain_http=plain_http, ca_file=ca_file,
+                environ=environ, referrers=True,
+            )  # fmt: skip
+            from hatch_wasm_oci.oci.layout_reader import OciLayout
+
+            view = _view(OciLayout.open(pulled.layout), pulled.digest, reference)
+            expected = dataclasses.replace(view, source=f"{reference}@{pulled.digest}")
+        recorded = _recorded(expected, reference)
         built = cold_build(
             root, Path(scratch) / "built", version=version, environ=environ, log=log, warn=warn
         )
-        return compare(expected, built)
+        result = compare(expected, built)
+        if result.reproducible:
+            return result
+        if recorded is None:
+            note = f"{reference} has no provenance; comparing the components only"
+            return dataclasses.replace(result, notes=(note,))
+        return dataclasses.replace(result, record=record_lines(recorded, built, reference))
+
+
+def _recorded(view: ArtifactView, reference: str) -> Inputs | None:
+    """The inputs REF's provenance records (None without one); LayoutError on junk."""
+    from hatch_wasm_oci.project.record import find_provenance
+
+    if view.layout is None:
+        return None
+    return find_provenance(view.layout, view.digest, reference)
+
+
+def record_lines(recorded: Inputs, built: ArtifactView, reference: str) -> tuple[str, ...]:
+    """What the provenance says about a difference: which recorded inputs changed, or that
+    none did (the compiler is not deterministic here)."""
+    from hatch_wasm_oci.project.record import changed_inputs, find_provenance
+
+    rebuilt = None if built.layout is None else find_provenance(
+        built.layout, built.digest, "the rebuild"
+    )  # fmt: skip
+    head = f"{reference}'s provenance (unsigned: it says what its builder claimed)"
+    if rebuilt is None:
+        return (f"{head} cannot be compared: the rebuild wrote none (provenance = false?)",)
+    changed = changed_inputs(recorded, rebuilt)
+    if not changed:
+        return (
+            f"{head} lists the same inputs as the rebuild: the compiler is not deterministic here",
+        )
+    return (f"{head}: inputs that changed:", *(f"  {line}" for line in changed))
 
 
 def _from_layout(reference: str) -> ArtifactView | None:
@@ -203,7 +255,7 @@ def _from_layout(reference: str) -> ArtifactView | None:
         path = Path(directory)
     layout = OciLayout.open(path)
     if tag is None:
-        digests = {d.digest for d in layout.manifests()}
+        digests = {d.digest for d in layout.artifacts()}
         if len(digests) == 1:
             tag = next(iter(digests))
         elif "latest" in layout.tags():
@@ -211,10 +263,15 @@ def _from_layout(reference: str) -> ArtifactView | None:
         else:
             known = ", ".join(sorted(layout.tags())) or "none"
             raise LayoutError(f"{reference}: several manifests; name one as {path}:TAG ({known})")
+    return _view(layout, tag, reference)
+
+
+def _view(layout: OciLayout, tag: str, reference: str) -> ArtifactView:
+    """The artifact ``tag`` (a tag or digest) names in ``layout``, its layer verified."""
     manifest_bytes = layout.manifest_bytes(tag)
     digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
     layer = layout.wasm_manifest(tag).layer
     if layout.blob_digest(layer) != layer.digest:
-        raise LayoutError(f"{path}: blob {layer.digest} does not match its digest")
+        raise LayoutError(f"{layout.path}: blob {layer.digest} does not match its digest")
     component = layout.blob_path(layer.digest)
-    return ArtifactView(f"{reference}@{digest}", digest, layout.config(tag), component)
+    return ArtifactView(f"{reference}@{digest}", digest, layout.config(tag), component, layout.path)

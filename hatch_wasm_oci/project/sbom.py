@@ -147,7 +147,7 @@ def guest_python(wasm: Path) -> str | None:
 def source_files(root: Path, exclude: Iterable[Path]) -> list[tuple[str, str]]:
     """``(path relative to root, sha256 hex)`` of every project file, sorted (the rule the
     compile cache key uses: hidden directories, ``__pycache__``, bytecode and ``exclude``
-    skipped)."""
+    skipped). An excluded file is skipped too: a command's output is no input of itself."""
     from hatch_wasm_oci.project.componentize import _walk_files
 
     excluded = {Path(p).resolve() for p in exclude}
@@ -155,7 +155,7 @@ def source_files(root: Path, exclude: Iterable[Path]) -> list[tuple[str, str]]:
     return [
         (file.relative_to(top).as_posix(), file_digest(file)[7:])
         for file in _walk_files(top, excluded)
-        if file.is_file() and not file.is_symlink()
+        if file.is_file() and not file.is_symlink() and file.resolve() not in excluded
     ]
 
 
