@@ -412,3 +412,66 @@ def test_random_values_survive_the_round_trip_through_wasmtime(
         result = function(*args)
         expected = args[0] if len(args) == 1 else tuple(args)
         assert result == expected, (name, args)
+
+
+def test_a_trap_in_a_project_names_the_project_files_not_guest_paths(
+    values_component: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """componentize-py runs the app from ``/0/app.py`` (the first python-path entry): a run of
+    the project's own build shows the guest's traceback with the project's paths, as the build
+    shows compiler errors; a component outside any project keeps the guest's paths."""
+    project = tmp_path / "project"
+    for directory in ("dist", "wit", "pkg"):
+        (project / directory).mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "values"\nversion = "0.1.0"\n'
+        "[tool.hatch.build.targets.wasm-oci]\n"
+        'componentize-py = { wit-path = "wit", world = "values", app = "app", '
+        'python-path = ["pkg"] }\n'
+    )
+    wasm = project / "dist" / "values.wasm"
+    wasm.write_bytes(values_component.read_bytes())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hatch_wasm_oci",
+            "run",
+            "dist/values.wasm",
+            "--invoke",
+            'fail("boom")',
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "HATCH_WASM_OCI_CACHE": str(cache_dir)},
+    )
+    assert done.returncode == 134, done.stderr
+    assert 'File "pkg/app.py", line ' in done.stderr, done.stderr
+    assert "/0/app.py" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("(the guest raised ValueError: boom)")
+
+    # From elsewhere the same project file is named relative to where the user stands.
+    done = run(wasm, "--invoke", 'fail("boom")', cache=cache_dir)
+    assert f'File "{os.path.relpath(project / "pkg", Path.cwd())}/app.py"' in done.stderr
+
+    # Outside a project nothing is rewritten.
+    outside = tmp_path / "values.wasm"
+    outside.write_bytes(values_component.read_bytes())
+    done = run(outside, "--invoke", 'fail("boom")', cache=cache_dir)
+    assert 'File "/0/app.py"' in done.stderr, done.stderr
+
+
+def test_a_library_lists_its_world_not_componentize_py_internals(
+    values_component: Path, cache_dir: Path
+) -> None:
+    done = run(values_component, cache=cache_dir)
+    assert done.returncode == 2
+    line = done.stderr.strip().splitlines()[-1]
+    assert "exports no wasi:cli/run" in line and f"{ECHO}#echo-bool" in line, line
+    assert "exports#init" not in line and "stub-wasi" not in line, line
+    done = run(values_component, "--invoke", "nope()", cache=cache_dir)
+    assert "no exported function nope; exports: " in done.stderr
+    assert "exports#init" not in done.stderr

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise
 
 
+def _guest_paths(target: str) -> Callable[[str], str] | None:
+    """For a file or layout inside a componentize-py project (``dist/wasm-oci/...``), the
+    mapping of guest paths (``/0/app.py``) in the guest's stderr back to the project's files,
+    as the build maps compiler errors; None elsewhere (a registry reference, no project)."""
+    from hatch_wasm_oci.cli.wit import project_settings
+    from hatch_wasm_oci.project.componentize import sandbox_paths
+    from hatch_wasm_oci.project.settings import ComponentizePySource
+
+    path = Path(target.rsplit(":", 1)[0] if ":" in Path(target).name else target)
+    if not path.exists():
+        return None
+    cwd = Path.cwd()
+    for directory in path.resolve().parents:
+        if (directory / "pyproject.toml").is_file() or (directory / "hatch.toml").is_file():
+            try:
+                settings = project_settings(directory)
+            except (WasmOciError, OSError):  # the run does not depend on the project settings
+                return None
+            if settings is None or not isinstance(settings.source, ComponentizePySource):
+                return None
+            python_path = settings.source.python_path or (".",)
+            shown = [os.path.relpath(directory / entry, cwd) for entry in python_path]
+            return sandbox_paths(shown)
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
     from hatch_wasm_oci.runtime import wave
     from hatch_wasm_oci.runtime.command import run_command
@@ -155,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         dirs=_dirs(args.dir),
         stdin=True,
         timeout=args.timeout,
+        stderr_lines=_guest_paths(args.target),
     )
     if args.invoke is None:
         return run_command(resolve(args.target, options), wasi)

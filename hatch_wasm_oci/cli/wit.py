@@ -12,9 +12,12 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hatch_wasm_oci.errors import WasmOciError
+
+if TYPE_CHECKING:
+    from hatch_wasm_oci.project.settings import WasmOciSettings
 
 
 def add_commands(subparsers: Any) -> None:
@@ -100,12 +103,10 @@ def _load_toml(path: Path) -> dict[str, Any] | None:
         raise WasmOciError(f"{path}: not valid TOML ({exc})") from None
 
 
-def project_wit(directory: Path) -> tuple[list[Path], Any, str]:
-    """The WIT directories a build of the project at ``directory`` uses (componentize-py's
-    ``wit-path``), its ``wit-dependencies`` table (or None) and that table's TOML path, read
-    from the ``wasm-oci`` target (else hook) table of hatch.toml or pyproject.toml and
-    checked as ``hatch build`` checks it. Without such a table: ``wit_directory``."""
-    from hatch_wasm_oci.project.settings import ComponentizePySource, parse_settings
+def project_settings(directory: Path) -> WasmOciSettings | None:
+    """The settings of the project at ``directory``: its ``wasm-oci`` target (else hook) table
+    of hatch.toml or pyproject.toml, checked as ``hatch build`` checks it; None without one."""
+    from hatch_wasm_oci.project.settings import parse_settings
 
     hatch_toml = _load_toml(directory / "hatch.toml")
     if hatch_toml is not None and "build" in hatch_toml:
@@ -115,16 +116,23 @@ def project_wit(directory: Path) -> tuple[list[Path], Any, str]:
         build, prefix = pyproject.get("tool", {}).get("hatch", {}).get("build", {}), (
             "tool.hatch.build"
         )
-    table = None
     for rest, hook in (("targets", False), ("hooks", True)):
         section = build.get(rest, {}) if isinstance(build, dict) else {}
         if isinstance(section, dict) and "wasm-oci" in section:
-            table = (section["wasm-oci"], f"{prefix}.{rest}.wasm-oci", hook)
-            break
-    if table is None:
+            where = f"{prefix}.{rest}.wasm-oci"
+            return parse_settings(section["wasm-oci"], root=directory, table=where, hook=hook)
+    return None
+
+
+def project_wit(directory: Path) -> tuple[list[Path], Any, str]:
+    """The WIT directories a build of the project at ``directory`` uses (componentize-py's
+    ``wit-path``), its ``wit-dependencies`` table (or None) and that table's TOML path
+    (:func:`project_settings`). Without such a table: ``wit_directory``."""
+    from hatch_wasm_oci.project.settings import ComponentizePySource
+
+    settings = project_settings(directory)
+    if settings is None:
         return [wit_directory(directory)], None, "wit-dependencies"
-    config, where, hook = table
-    settings = parse_settings(config, root=directory, table=where, hook=hook)
     option = settings.wit_dependencies
     overrides = option if isinstance(option, Mapping) else None
     source = settings.source

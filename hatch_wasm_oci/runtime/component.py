@@ -14,7 +14,7 @@ import select
 import sys
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,11 @@ _MISSING_FILE = re.compile(r"No such file or directory: '([^']+)'")
 _MISSING_ENV = re.compile(r"^KeyError: '([A-Za-z_][A-Za-z0-9_]*)'$")
 
 
+#: The export componentize-py adds to every component to set up its Python runtime
+#: (``exports#init``); callable, but never part of the project's world, so not listed.
+COMPONENTIZE_PY_INIT = ("exports", "init")
+
+
 class GuestExit(ComponentError):
     """The guest called ``wasi:cli/exit``; ``code`` is its exit status."""
 
@@ -63,6 +68,9 @@ class WasiOptions:
     stdin: bool = False
     #: Seconds each call (or a command) may run before it is interrupted; None: no limit.
     timeout: float | None = None
+    #: Rewrites each line the guest writes to stderr (e.g. componentize-py's ``/0/app.py``
+    #: guest paths back to the project's ``src/app.py``); None: passed through as written.
+    stderr_lines: Callable[[str], str] | None = None
 
     def config(self, stderr: StderrTail) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
@@ -88,8 +96,8 @@ class StderrTail:
     without end waits on the pipe (64 KiB) instead of filling ``$TMPDIR``.
     """
 
-    def __init__(self) -> None:
-        self._drain = _Drain()
+    def __init__(self, translate: Callable[[str], str] | None = None) -> None:
+        self._drain = _Drain(translate)
         weakref.finalize(self, self._drain.close)
 
     def configure(self, wasi: wasmtime.WasiConfig) -> None:
@@ -116,7 +124,9 @@ class _Drain:
     """A pipe and the daemon thread that empties it (no reference back to its owner, so the
     owner's finalizer can stop it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, translate: Callable[[str], str] | None = None) -> None:
+        self._translate = translate
+        self._pending = b""  # a partial line held back for ``translate`` until its newline
         self._tail = b""
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -141,17 +151,31 @@ class _Drain:
             while not self._closed.is_set():
                 try:
                     data = os.read(self._read, 1 << 16)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    return
+                except OSError:  # BlockingIOError: nothing more for now
+                    data = b""
                 if not data:
+                    self._write_out(b"", final=True)
                     return
                 self._tail = (self._tail + data)[-STDERR_TAIL:]
-                with contextlib.suppress(AttributeError, ValueError, OSError):
-                    sys.stderr.flush()
-                    sys.stderr.buffer.write(data)
-                    sys.stderr.buffer.flush()
+                self._write_out(data, final=False)
+
+    def _write_out(self, data: bytes, *, final: bool) -> None:
+        if self._translate is not None:
+            data, self._pending = self._pending + data, b""
+            cut = len(data) if final else data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < STDERR_TAIL:
+                self._pending = data
+                return
+            if cut:
+                data, self._pending = data[:cut], data[cut:]
+            text = data.decode(errors="replace")
+            data = "".join(self._translate(line) for line in text.splitlines(True)).encode()
+        if not data:
+            return
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stderr.flush()
+            sys.stderr.buffer.write(data)
+            sys.stderr.buffer.flush()
 
     def take(self) -> str:
         if self.path is not None:
@@ -354,7 +378,7 @@ class LoadedComponent:
         self.functions: dict[str, ExportedFunction] = {
             e.full_name: ExportedFunction(self, e) for e in exports
         }
-        self._stderr = StderrTail()
+        self._stderr = StderrTail(self._wasi.stderr_lines)
         self._store: wasmtime.Store | None = None
         self._instance: wc.Instance | None = None
         self._instantiate()
@@ -430,10 +454,12 @@ class LoadedComponent:
         raise UnknownExportError(f"{self.source}: no exported function {name}; exports: {listing}")
 
     def export_listing(self) -> str:
-        """Every exported function in WIT syntax, full names, separated by ``; ``."""
+        """Every exported function in WIT syntax, full names, separated by ``; ``; without
+        componentize-py's internal ``exports#init`` (its runtime's setup, not the world's)."""
         return "; ".join(
             f.signature if f._export.instance is None else f"{f._export.instance}#{f.signature}"
             for f in self.functions.values()
+            if (f._export.instance, f._export.name) != COMPONENTIZE_PY_INIT
         )
 
     def __getitem__(self, name: str) -> ExportedFunction:
