@@ -171,7 +171,7 @@ def test_invoke_prints_wave(values_component: Path, cache_dir: Path) -> None:
     [
         (
             "echo-color(pink)",
-            f"hatch-wasm-oci: {ECHO}#echo-color: argument c: column 1: expected a case of "
+            f"hatch-wasm-oci: {ECHO}#echo-color: argument c: column 12: expected a case of "
             "color (red, green, blue), found 'pink'; expected echo-color: func(c: color) -> color",
         ),
         (
@@ -180,6 +180,7 @@ def test_invoke_prints_wave(values_component: Path, cache_dir: Path) -> None:
             "expected echo-color: func(c: color) -> color",
         ),
         ("nope()", "hatch-wasm-oci: "),
+        ("echo-color(red", "hatch-wasm-oci: column 15: expected ')' to end the call"),
         (
             'fail("boom")',
             f"hatch-wasm-oci: {ECHO}#fail trapped: wasm trap: wasm `unreachable` instruction "

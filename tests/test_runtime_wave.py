@@ -177,8 +177,11 @@ def test_invocation_and_arguments() -> None:
     assert wave.parse_invocation("example:inventory/stock@0.1.0#summarize()") == (
         "example:inventory/stock@0.1.0#summarize",
         "",
+        41,
     )
-    name, args = wave.parse_invocation(' reserve({sku: "a", quantity: 1, unit-price-cents: 2}, 1) ')
+    name, args, _ = wave.parse_invocation(
+        ' reserve({sku: "a", quantity: 1, unit-price-cents: 2}, 1) '
+    )
     assert name == "reserve"
     assert wave.parse_arguments(args, RESERVE) == [
         {"sku": "a", "quantity": 1, "unit-price-cents": 2},
@@ -197,6 +200,32 @@ def test_invocation_and_arguments() -> None:
     assert str(caught.value).startswith("argument amount: column 47: expected an integer (u32)")
     with pytest.raises(ValueTypeError, match="takes NAME\\(ARGS\\)"):
         wave.parse_invocation("summarize")
+
+
+@pytest.mark.parametrize(
+    ("call", "column", "message"),
+    [
+        ("summarize", 10, "expected '('"),
+        ("  (1, 2)", 3, "expected a function name before '('"),
+        ("reserve(1, 2", 13, "expected ')' to end the call"),
+        ("f(1, 2", 7, "expected ')'"),
+    ],
+)
+def test_a_malformed_invocation_names_its_column(call: str, column: int, message: str) -> None:
+    with pytest.raises(ValueTypeError) as caught:
+        wave.parse_invocation(call)
+    assert str(caught.value).startswith(f"column {column}: {message}"), caught.value
+    assert "--invoke takes NAME(ARGS)" in str(caught.value)
+
+
+def test_argument_columns_count_from_the_start_of_the_call() -> None:
+    call = ' reserve({sku: "a", quantity: 1, unit-price-cents: 2}, "x")'
+    invocation = wave.parse_invocation(call)
+    assert call[invocation.column - 1 :].startswith("{sku")
+    with pytest.raises(ValueTypeError) as caught:
+        wave.parse_arguments(invocation.arguments, RESERVE, invocation.column)
+    assert str(caught.value).startswith("argument amount: column 56: expected an integer (u32)")
+    assert call[55] == '"'
 
 
 PYTHON_MISMATCHES = [
@@ -246,6 +275,7 @@ def test_python_conveniences() -> None:
 
 
 # -- property: whatever the writer prints, the parser reads back ---------------------------------
+
 
 @settings(max_examples=150, deadline=None)
 @given(st.data())

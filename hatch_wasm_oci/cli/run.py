@@ -186,13 +186,13 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.invoke is None:
         return run_command(resolve(args.target, options), wasi)
-    function_name, argument_text = wave.parse_invocation(args.invoke)
+    invocation = wave.parse_invocation(args.invoke)
     if args.args:
         raise WasmOciError("--invoke takes its arguments inside the call, not after TARGET")
     component = LoadedComponent(resolve(args.target, options), wasi)
-    function = component.function(function_name)
+    function = component.function(invocation.name)
     try:
-        values = wave.parse_arguments(argument_text, function.type)
+        values = wave.parse_arguments(invocation.arguments, function.type, invocation.column)
     except WasmOciError as exc:
         raise type(exc)(f"{function.name}: {exc}") from None
     result = function.call_checked(values)

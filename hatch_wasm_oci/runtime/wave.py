@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from hatch_wasm_oci.errors import ValueTypeError
 from hatch_wasm_oci.runtime.types import (
@@ -57,19 +57,20 @@ class Token:
     column: int  # 1-based
 
 
-def _tokens(text: str) -> Iterator[Token]:
+def _tokens(text: str, column: int = 1) -> Iterator[Token]:
+    """The tokens of ``text``, columns counted from ``column`` (where ``text`` starts)."""
     position = 0
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None:
             snippet = text[position : position + 10]
-            raise ValueTypeError(f"column {position + 1}: unexpected {snippet!r}")
+            raise ValueTypeError(f"column {position + column}: unexpected {snippet!r}")
         kind = match.lastgroup
         assert kind is not None
         if kind != "space":
-            yield Token(kind, match.group(), position + 1)
+            yield Token(kind, match.group(), position + column)
         position = match.end()
-    yield Token("end", "", len(text) + 1)
+    yield Token("end", "", len(text) + column)
 
 
 def _unescape(body: str, column: int) -> str:
@@ -98,8 +99,8 @@ def _unescape(body: str, column: int) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
-        self.tokens = list(_tokens(text))
+    def __init__(self, text: str, column: int = 1) -> None:
+        self.tokens = list(_tokens(text, column))
         self.index = 0
         self.depth = 0
 
@@ -323,18 +324,45 @@ def parse(text: str, ty: WitType) -> Any:
     return value
 
 
-def parse_invocation(text: str) -> tuple[str, str]:
-    """``"ns:pkg/iface#f(1, 2)"`` -> ``("ns:pkg/iface#f", "1, 2")``."""
-    text = text.strip()
-    open_paren = text.find("(")
-    if open_paren <= 0 or not text.endswith(")"):
-        raise ValueTypeError(f"--invoke takes NAME(ARGS), e.g. 'add(1, 2)' or 'f()'; got {text!r}")
-    return text[:open_paren].strip(), text[open_paren + 1 : -1]
+class Invocation(NamedTuple):
+    """A ``--invoke`` call split: the function's name, its argument text, and the 1-based
+    column where that text starts in the call (so argument errors name the call's columns)."""
+
+    name: str
+    arguments: str
+    column: int
 
 
-def parse_arguments(text: str, function: FunctionType) -> list[Any]:
-    """The comma-separated WAVE arguments of a call, checked against ``function``'s params."""
-    parser = _Parser(text)
+_INVOKE_FORM = "--invoke takes NAME(ARGS), e.g. 'add(1, 2)' or 'f()'"
+
+
+def parse_invocation(text: str) -> Invocation:
+    """``"ns:pkg/iface#f(1, 2)"`` -> ``Invocation("ns:pkg/iface#f", "1, 2", 16)``."""
+    lead = len(text) - len(text.lstrip())
+    body = text.strip()
+    if not body:
+        raise ValueTypeError(f"{_INVOKE_FORM}; got an empty call")
+    open_paren = body.find("(")
+    if open_paren < 0:
+        column = lead + len(body) + 1
+        raise ValueTypeError(f"column {column}: expected '(' ({_INVOKE_FORM}; got {body!r})")
+    if not body[:open_paren].strip():
+        column = lead + open_paren + 1
+        raise ValueTypeError(
+            f"column {column}: expected a function name before '(' ({_INVOKE_FORM})"
+        )
+    if not body.endswith(")"):
+        column = lead + len(body) + 1
+        raise ValueTypeError(
+            f"column {column}: expected ')' to end the call ({_INVOKE_FORM}; got {body!r})"
+        )
+    return Invocation(body[:open_paren].strip(), body[open_paren + 1 : -1], lead + open_paren + 2)
+
+
+def parse_arguments(text: str, function: FunctionType, column: int = 1) -> list[Any]:
+    """The comma-separated WAVE arguments of a call, checked against ``function``'s params;
+    ``column`` is where ``text`` starts in the call (:attr:`Invocation.column`)."""
+    parser = _Parser(text, column)
     values: list[Any] = []
     params = function.params
     try:
