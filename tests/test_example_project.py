@@ -225,8 +225,10 @@ def test_source_date_epoch_and_clean(
     assert default["layers"] == manifest["layers"]  # same component bytes, different date
 
     (project / "dist" / "keep.txt").write_text("not ours")
+    (project / "dist" / "wasm-oci-publish.json").write_text("{}")  # `hatch publish`'s summary
     run_hatch(project, "clean", "-t", "wasm-oci", env=hatch_env)
     assert not (project / "dist" / "wasm-oci").exists()
+    assert not (project / "dist" / "wasm-oci-publish.json").exists()
     assert (project / "dist" / "keep.txt").exists()
 
 

@@ -96,6 +96,14 @@ def test_publish_dist_layouts_with_options(
         assert entry["digest"] == _digest(manifests[entry["reference"].rsplit(":", 1)[1]])
         assert entry["pinned"] == f"{repo}@{entry['digest']}"
         assert entry["size"] == len(manifests["latest"])
+    # Every blob of the layout is accounted for, once per repository, with its outcome.
+    manifest = json.loads(manifests["latest"])
+    wanted = {d["digest"]: d["size"] for d in [manifest["config"], *manifest["layers"]]}
+    assert {b["digest"]: b["size"] for b in summary["blobs"]} == wanted, summary["blobs"]
+    assert {(b["repository"], b["outcome"]) for b in summary["blobs"]} == {
+        (repo, "uploaded")
+    }
+    assert summary["stats"]["blobsUploaded"] == len(wanted) == len(summary["blobs"])
 
 
 def test_option_precedence_and_bool_strings(

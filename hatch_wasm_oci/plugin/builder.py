@@ -2,7 +2,8 @@
 
 Writes ``dist/wasm-oci/<name>-<version>/`` (an OCI image layout holding the component) and,
 with ``tar = true``, ``dist/wasm-oci/<name>-<version>.tar``. ``hatch clean -t wasm-oci``
-removes ``dist/wasm-oci/``. A thin adapter over :mod:`hatch_wasm_oci.project.pipeline`.
+removes ``dist/wasm-oci/`` and the publisher's ``dist/wasm-oci-publish.json``. A thin adapter
+over :mod:`hatch_wasm_oci.project.pipeline`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from hatch_wasm_oci.project.settings import TagFormatter, WasmOciSettings
 
 OUTPUT_SUBDIR = "wasm-oci"
+#: The summary ``hatch publish -p wasm-oci`` writes beside the layouts (unless told elsewhere).
+SUMMARY_NAME = "wasm-oci-publish.json"
 
 
 def tag_formatter(metadata: Any) -> TagFormatter:
@@ -151,10 +154,13 @@ def check_runtime_dependencies(
 
 
 def remove_output(directory: Path) -> None:
-    """``hatch clean``: remove ``<directory>/wasm-oci`` (builder and hook outputs) if present."""
+    """``hatch clean``: remove ``<directory>/wasm-oci`` (builder and hook outputs) and the
+    publisher's default summary beside it, if present."""
     output = directory / OUTPUT_SUBDIR
     if output.is_dir():
         shutil.rmtree(output)
+    with contextlib.suppress(FileNotFoundError):
+        (directory / SUMMARY_NAME).unlink()
 
 
 def remove_if_empty(directory: Path) -> None:

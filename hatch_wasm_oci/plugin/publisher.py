@@ -15,10 +15,9 @@ from typing import Any
 from hatch.publish.plugin.interface import PublisherInterface
 
 from hatch_wasm_oci.errors import ConfigurationError, WasmOciError
-from hatch_wasm_oci.plugin.builder import project_settings, tag_formatter
+from hatch_wasm_oci.plugin.builder import SUMMARY_NAME, project_settings, tag_formatter
 from hatch_wasm_oci.project.publish_plan import PublishRefused
 
-SUMMARY_NAME = "wasm-oci-publish.json"
 #: ``hatch publish`` flags the publisher reads, by click parameter name, and our option name.
 HATCH_FLAGS = {
     "repo": ("repository", "hatch publish -r/--repo"),
@@ -249,12 +248,7 @@ class WasmOciPublisher(PublisherInterface):
                     self.app.display(f"  referrer {attached.artifact_type} {attached.digest}")
                 for warning in result.warnings:
                     self.app.display_warning(warning)
-                total.references.extend(result.references)
-                total.referrers.extend(result.referrers)
-                for stat in vars(total.stats):
-                    setattr(
-                        total.stats, stat, getattr(total.stats, stat) + getattr(result.stats, stat)
-                    )
+                total.add(result)
         for wit_push in wit_pushes:  # WIT packages go to their own location (as wkg finds it)
             if settings.dry_run:
                 for line in dry_run_lines(wit_push.targets):
@@ -264,7 +258,7 @@ class WasmOciPublisher(PublisherInterface):
             result = push(wit_push.layout, wit_push.targets, wit_push.options)
             for ref in result.references:
                 self.app.display(ref.line)
-            total.references.extend(result.references)
+            total.add(result)
         summary = settings.summary
         summary_path = Path(summary) if summary else Path(self.root) / "dist" / SUMMARY_NAME
         if not summary_path.is_absolute():

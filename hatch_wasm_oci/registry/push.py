@@ -89,12 +89,22 @@ class PushResult:
     stats: PushStats = field(default_factory=PushStats)
     dry_run: bool = False
     blobs: list[dict[str, Any]] = field(default_factory=list)
-    """Per blob and repository: ``digest``, ``size``, ``repository`` and ``outcome``
+    """Per blob and repository: ``digest``, ``size``, ``repository`` (``host/name``, as in the
+    references) and ``outcome``
     (``uploaded``, ``exists`` or ``mounted``)."""
     referrers: list[Descriptor] = field(default_factory=list)
     """The referrers (SBOM, provenance) attached after their subjects."""
     warnings: list[str] = field(default_factory=list)
     """What was pushed but not completely (referrers a registry refused)."""
+
+    def add(self, other: PushResult) -> None:
+        """Fold ``other`` (another push of the same publish) into this result."""
+        self.references.extend(other.references)
+        self.blobs.extend(other.blobs)
+        self.referrers.extend(other.referrers)
+        self.warnings.extend(other.warnings)
+        for stat in vars(self.stats):
+            setattr(self.stats, stat, getattr(self.stats, stat) + getattr(other.stats, stat))
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary: references, digests and sizes (never credentials)."""
@@ -296,10 +306,15 @@ class _Pusher:
         self.reporter = options.progress or Reporter()
         self.blobs: list[dict[str, Any]] = []
 
-    def outcome(self, repo: str, blob: Descriptor, outcome: str) -> None:
+    def outcome(self, client: RegistryClient, repo: str, blob: Descriptor, outcome: str) -> None:
         """Record and show what became of ``blob`` in ``repo``."""
         self.blobs.append(
-            {"repository": repo, "digest": blob.digest, "size": blob.size, "outcome": outcome}
+            {
+                "repository": f"{client.host}/{repo}",
+                "digest": blob.digest,
+                "size": blob.size,
+                "outcome": outcome,
+            }
         )
         self.reporter.outcome(blob.digest, blob.size, outcome)
 
@@ -395,13 +410,13 @@ class _Pusher:
         head.close()
         if head.status_code == 200:
             self.stats.blobs_present += 1
-            self.outcome(repo, blob, "exists")
+            self.outcome(client, repo, blob, "exists")
             return
         if head.status_code != 404:
             raise client.error(head, action=action, repository=repo, what="blob")
         location = self.mount_or_start(client, repo, blob, action)
         if location is None:
-            self.outcome(repo, blob, "mounted")
+            self.outcome(client, repo, blob, "mounted")
             return
         backoff = Backoff(client.retry)
         while True:
@@ -413,7 +428,7 @@ class _Pusher:
                 else:
                     self.upload_monolithic(client, repo, blob, location, action)
                 self.stats.blobs_uploaded += 1
-                self.outcome(repo, blob, "uploaded")
+                self.outcome(client, repo, blob, "uploaded")
                 return
             except TransientError as exc:
                 location = None
