@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -177,3 +178,22 @@ def test_each_command_parses_with_only_its_own_sub_parser() -> None:
     assert choices(build_parser()) == set(_COMMANDS)
     for name in _COMMANDS:
         assert name in choices(build_parser(name))
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify", "run", "tags", "init"])
+def test_help_shows_examples_that_parse(command: str) -> None:
+    """Each ``--help`` ends with examples; every example line is a command its parser accepts."""
+    done = run(command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "example" in done.stdout, done.stdout
+    if command not in ("inspect", "verify", "run"):
+        return
+    examples = done.stdout.split("examples:\n", 1)[1].splitlines()
+    from hatch_wasm_oci.cli.main import build_parser
+
+    parser = build_parser()
+    for line in filter(None, (e.split("#", 1)[0].strip() for e in examples)):
+        words = shlex.split(line)
+        assert words[0] == "hatch-wasm-oci", line
+        parsed = parser.parse_args(words[1:])
+        assert parsed.command in ("inspect", "verify", "pull", "run"), line

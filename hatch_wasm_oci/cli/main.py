@@ -150,10 +150,29 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+INSPECT_EXAMPLES = """\
+examples:
+  hatch-wasm-oci inspect greeter.wasm                   # the config a build would give it
+  hatch-wasm-oci inspect dist/wasm-oci/greeter-0.1.0    # a layout: tags, manifests, config
+  hatch-wasm-oci inspect ghcr.io/acme/greeter:0.1.0     # its manifest and referrers
+  hatch-wasm-oci inspect 127.0.0.1:5000/acme/greeter:0.1.0 --plain-http
+"""
+
+VERIFY_EXAMPLES = """\
+examples:
+  hatch-wasm-oci verify dist/wasm-oci/greeter-0.1.0
+  hatch-wasm-oci pull ghcr.io/acme/greeter:0.1.0 -o pulled
+  hatch-wasm-oci verify pulled/layout
+"""
+
+
 def _add_core_commands(commands: Any) -> None:
     """``inspect``, ``pack`` and ``verify``."""
     inspect = commands.add_parser(
-        "inspect", help="show the Wasm OCI config of a .wasm, or the contents of a layout"
+        "inspect",
+        help="show the Wasm OCI config of a .wasm, or the contents of a layout",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=INSPECT_EXAMPLES,
     )
     inspect.add_argument(
         "path",
@@ -191,7 +210,14 @@ def _add_core_commands(commands: Any) -> None:
     pack.add_argument("--tar", action="store_true", help="also write LAYOUT_DIR.tar")
     pack.set_defaults(handler=_cmd_pack)
 
-    verify = commands.add_parser("verify", help="re-hash and check every blob of a layout")
+    verify = commands.add_parser(
+        "verify",
+        help="re-hash and check every blob of a layout",
+        description="Re-hash every blob LAYOUT_DIR's index reaches and check each manifest\n"
+        "and Wasm OCI config against the spec; one line names the first problem.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=VERIFY_EXAMPLES,
+    )
     verify.add_argument("layout", metavar="LAYOUT_DIR")
     verify.set_defaults(handler=_cmd_verify)
 

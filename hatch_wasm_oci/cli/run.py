@@ -25,6 +25,13 @@ of `wasmtime run --invoke`. The guest sees no host directory or variable unless 
 Options may follow TARGET; everything after `--` goes to the guest.
 """
 
+EXAMPLES = """\
+examples:
+  hatch-wasm-oci run dist/wasm-oci/greeter-0.1.0 -- Ada         # a command, with arguments
+  hatch-wasm-oci run greeter.wasm --invoke 'hello("Ada")'        # call one export
+  hatch-wasm-oci run ghcr.io/acme/greeter:0.1.0 --dir data::/data --env LANG
+"""
+
 
 def add_command(subparsers: Any) -> None:
     """Add ``run`` to the ``hatch-wasm-oci`` argument parser."""
@@ -33,6 +40,7 @@ def add_command(subparsers: Any) -> None:
         help="run a component or module from a .wasm, a layout or a registry reference",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     _run_options(run)
     run.add_argument("target", metavar="TARGET")
