@@ -99,7 +99,8 @@ def test_python_m_build_writes_layout_next_to_wheel_and_ships_the_component(
     assert annotations["org.opencontainers.image.title"] == "inventory-host"
     assert annotations["org.opencontainers.image.licenses"] == "MIT"
     config = json.loads(blob(layout, manifest["config"]["digest"]).read_text())
-    assert config["component"].get("target") is None  # see test_example_project
+    # The example's world includes the WASI imports componentize-py links (test_example_project)
+    assert config["component"]["target"] == "example:inventory/inventory@0.1.0"
 
     layer = blob(layout, manifest["layers"][0]["digest"])
     with zipfile.ZipFile(dist / "inventory_host-0.3.0-py3-none-any.whl") as wheel:

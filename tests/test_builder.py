@@ -4,6 +4,7 @@ sources, tar output, overrides, and failures (clean one-line errors, nothing lef
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -395,6 +396,11 @@ def test_componentize_py_targets_are_verified_or_null_with_a_warning(
             assert warning is not None and "\n" not in warning
             assert warning.startswith("component.target is null: the component does not target ")
             assert "missing import named `wasi:" in warning
+            # The exact line, at the wasi:cli version the project's WIT has (0.2.12 here), not
+            # the 0.2.9 componentize-py links on its own.
+            assert warning.endswith(
+                f"add `include wasi:cli/imports@0.2.12;` to world {world}, or use stub-wasi"
+            ), warning
             continue
         assert warning is None
         checked = wasm_tools_run("component", "targets", wit, component, "--world", target)
@@ -405,6 +411,19 @@ def test_componentize_py_targets_are_verified_or_null_with_a_warning(
         "http": None,  # componentize-py's own WASI 0.2.9 imports are not in wasi:http/proxy
         "tiny": "acme:tiny/tiny@0.1.0",
     }
+    # Without WASI WIT in the project the line names the version componentize-py linked, and
+    # where its WIT must go.
+    bare = tmp_path / "bare" / "wit"
+    bare.mkdir(parents=True)
+    (bare / "app.wit").write_text(CALC_WIT)
+    target, warning = default_target([bare], "calculator", calc_component)
+    assert target is None and warning is not None
+    linked = re.search(r"missing import named `wasi:[a-z-]+/[a-z-]+@([0-9.]+)`", warning)
+    assert linked, warning
+    assert warning.endswith(
+        f"add `include wasi:cli/imports@{linked[1]};` to world calculator with the "
+        f"wasi:cli@{linked[1]} WIT in {bare}/deps/ (`hatch-wasm-oci wit fetch`), or use stub-wasi"
+    ), warning
 
 
 def test_input_key_covers_every_input(tmp_path: Path) -> None:

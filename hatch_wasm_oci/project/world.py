@@ -18,8 +18,10 @@ from hatch_wasm_oci.files.json_input import parse_json_object
 from hatch_wasm_oci.oci.config import validate_target
 from hatch_wasm_oci.wit import wasm_tools
 from hatch_wasm_oci.wit.names import PackageName
+from hatch_wasm_oci.wit.semver import Version
 
 _MISSING = re.compile(r"missing (import|export) named `([^`]+)`")
+_WASI_IMPORT = re.compile(r"missing import named `wasi:[a-z0-9-]+/[a-z0-9-]+@([^`]+)`")
 #: ``wasm-tools component wit --json`` of a large WIT tree stays well below this.
 MAX_WIT_JSON = 64 << 20
 
@@ -135,6 +137,33 @@ def default_target(
             return candidate, None
     return None, (
         f"component.target is null: the component does not target {qualified} ({reason}, "
-        "which componentize-py links); for a verified target set `target` to a world that also "
-        "includes those imports (e.g. `include wasi:cli/imports@VERSION;`), or use stub-wasi"
+        f"which componentize-py links); {_include_advice(resolution, qualified, reason)}"
+    )
+
+
+def _include_advice(resolution: Resolution, world: str, reason: str) -> str:
+    """How to make a componentize-py build target ``world``: the exact ``include`` line that
+    brings in the WASI imports componentize-py links, at the wasi:cli version the project's
+    WIT already has (else the version componentize-py linked), and where its WIT goes."""
+    parsed = [
+        Version.parse(n.partition("@")[2]) for n in resolution.worlds if n.startswith("wasi:cli@")
+    ]
+    have = [v for v in parsed if v is not None]
+    linked = _WASI_IMPORT.search(reason)
+    if have:
+        version, deps = str(max(have)), ""
+    elif linked:
+        version = linked.group(1)
+        deps = (
+            f" with the wasi:cli@{version} WIT in {resolution.wit}/deps/ "
+            "(`hatch-wasm-oci wit fetch`)"
+        )
+    else:
+        return (
+            "for a verified target set `target` to a world the component targets, or use stub-wasi"
+        )
+    name = world.partition("/")[2].partition("@")[0]
+    return (
+        f"for a verified target add `include wasi:cli/imports@{version};` to world {name}"
+        f"{deps}, or use stub-wasi"
     )
