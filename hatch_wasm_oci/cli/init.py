@@ -17,8 +17,9 @@ def add_command(subparsers: Any) -> None:
         description=(
             "Write a new project into DIR (default .) that `hatch build -t wasm-oci` builds as "
             "it is. library: exports an interface (call it with `run --invoke`); command: "
-            "wasi:cli/run (`run`); http: wasi:http/proxy. The command and http worlds name "
-            "WASI 0.2.12, which the first build fetches into wit/deps/."
+            "wasi:cli/run (`run`); http: wasi:http/proxy (`serve`). Each world includes "
+            "wasi:cli/imports@0.2.12 (what componentize-py links), so the build verifies its "
+            "target; the first build fetches that WASI WIT into wit/deps/."
         ),
         epilog="example: hatch-wasm-oci init greeter --world command && cd greeter && "
         "hatch build -t wasm-oci",

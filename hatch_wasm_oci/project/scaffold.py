@@ -1,8 +1,10 @@
 """``hatch-wasm-oci init``: a new componentize-py project that builds as written.
 
-Three worlds: ``library`` (exports one interface, no WASI WIT needed), ``command``
-(``wasi:cli/run``) and ``http`` (``wasi:http/proxy``); the last two name WASI 0.2.12 packages,
-which the first ``hatch build`` fetches into ``wit/deps/`` (and locks in ``wkg.lock``).
+Three worlds: ``library`` (exports one interface), ``command`` (``wasi:cli/run``) and ``http``
+(``wasi:http/proxy``). Each includes ``wasi:cli/imports@0.2.12``, the WASI imports
+componentize-py links into every component, so each build records a verified
+``component.target``; the first ``hatch build`` fetches the WASI 0.2.12 WIT into ``wit/deps/``
+(and locks it in ``wkg.lock``).
 Nothing is written when any of the files already exists.
 """
 
@@ -45,17 +47,22 @@ def _world_name(name: str) -> str:
 
 def _wit(world: str, name: str) -> str:
     head = f"package local:{name}@0.1.0;\n\n"
+    # componentize-py links these WASI imports into every component: with them in the world,
+    # the component targets it (a verified component.target, not null and a warning).
+    imports = f"  include wasi:cli/imports@{WASI_VERSION};\n"
     if world == "library":
         return head + (
             "interface greet {\n  hello: func(name: string) -> string;\n}\n\n"
-            f"world {_world_name(name)} {{\n  export greet;\n}}\n"
+            f"world {_world_name(name)} {{\n{imports}  export greet;\n}}\n"
         )
     if world == "command":
         return head + (
-            f"world {_world_name(name)} {{\n  include wasi:cli/imports@{WASI_VERSION};\n"
+            f"world {_world_name(name)} {{\n{imports}"
             f"  export wasi:cli/run@{WASI_VERSION};\n}}\n"
         )
-    return head + f"world {_world_name(name)} {{\n  include wasi:http/proxy@{WASI_VERSION};\n}}\n"
+    return head + (
+        f"world {_world_name(name)} {{\n  include wasi:http/proxy@{WASI_VERSION};\n{imports}}}\n"
+    )
 
 
 _APPS = {
@@ -80,7 +87,7 @@ class Run(exports.Run):
     "http": '''\
 from componentize_py_types import Ok
 from wit_world import exports
-from wit_world.imports.types import (
+from wit_world.imports.wasi_http_types import (
     Fields,
     IncomingRequest,
     OutgoingBody,
