@@ -124,9 +124,9 @@ def test_the_readme_walkthrough_runs_as_written(
     ]  # fmt: skip
     digest = entry["digest"]
     assert f"{registry_tls.address}/acme/greeter:0.1.0@{digest}" in out, out
-    pulled = json.loads((project / "pulled" / "layout" / "index.json").read_text())
+    pulled = json.loads((work / "pulled" / "layout" / "index.json").read_text())
     assert digest in {m["digest"] for m in pulled["manifests"]}
-    assert (project / "pulled" / "greeter-0.1.0.wasm").is_file()  # as the README says
+    assert (work / "pulled" / "greeter-0.1.0.wasm").is_file()  # as the README says
     # The last step ran the component from the registry.
     last = steps[len(blocks)]
     assert last.endswith("Hello from Python! ['Ada']\n"), last
