@@ -227,11 +227,12 @@ def test_unknown_world_shows_the_compilers_message(
     pyproject.write_text(pyproject.read_text().replace('world = "inventory"', 'world = "nosuch"'))
     run = run_hatch(project, "build", "-t", "wasm-oci", env=hatch_env, check=False)
     assert run.returncode != 0
-    assert "World `nosuch` not found in package `example:inventory@0.1.0`" in run.stderr
+    assert 'Unable to resolve `Some("nosuch")`' in run.stderr  # the compiler's own output
     assert (
         f"wasm-oci: {TARGET}.componentize-py: componentize-py failed (exit status 1): "
-        "World `nosuch` not found in package `example:inventory@0.1.0`"
+        "world 'nosuch' was not found in the WIT; available worlds: "
     ) in run.stderr
+    assert "example:inventory/inventory@0.1.0\n" in run.stderr
     assert "Traceback" not in run.output
     assert "Stack backtrace" not in run.output
     assert not (project / "dist").exists()

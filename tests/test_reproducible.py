@@ -19,6 +19,7 @@ import wasmtime.component as wc
 from hatch_wasm_oci.project.componentize import (
     FIXED_EPOCH,
     BuildStepError,
+    compiler_summary,
     componentize,
     error_summary,
     run_step,
@@ -152,6 +153,36 @@ def test_summary_is_the_line_naming_the_error() -> None:
     translate = sandbox_paths([".", "lib"])
     assert translate('File "/0/app.py"') == 'File "app.py"'
     assert translate("at /1/x.py and /2/y.py, 1/2/3") == "at lib/x.py and /2/y.py, 1/2/3"
+
+
+# componentize-py 0.25 for a world name that is not in a WIT with dependencies: its last cause
+# ends in a list and names no world.
+UNRESOLVED_WORLD = """\
+Traceback (most recent call last):
+  File "/venv/bin/componentize-py", line 6, in <module>
+    sys.exit(script())
+             ^^^^^^^^
+AssertionError: Unable to resolve `Some("nosuch")`.
+Available worlds: [
+    "wasi:cli/imports@0.2.12",
+    "example:inventory/inventory@0.1.0",
+]
+WIT paths: [
+    "wit",
+]
+
+Caused by:
+    There are multiple main packages; a world must be explicitly chosen:
+      wasi:cli/imports@0.2.12
+      example:inventory/inventory@0.1.0
+"""
+
+
+def test_an_unknown_world_is_named_with_the_worlds_there_are() -> None:
+    assert compiler_summary(UNRESOLVED_WORLD) == (
+        "world 'nosuch' was not found in the WIT; available worlds: wasi:cli/imports@0.2.12, "
+        "example:inventory/inventory@0.1.0"
+    )
 
 
 # componentize-py 0.25 for a world importing a WASI package that is not in wit/deps: the

@@ -244,6 +244,29 @@ def _deepest_cause(block: list[str]) -> str | None:
     return message
 
 
+_UNRESOLVED_WORLD = re.compile(r'Unable to resolve `(?:Some\()?"?(?P<world>[^`"()]*)"?\)?`')
+_LISTED_NAME = re.compile(r'^"(?P<name>[^"]+)",?$')
+
+
+def _unresolved_world(lines: list[str]) -> str | None:
+    """componentize-py's ``Unable to resolve `Some("w")`. Available worlds: [...]`` as one line
+    (its own last cause, ``There are multiple main packages…:``, names neither)."""
+    for index, line in enumerate(lines):
+        match = _UNRESOLVED_WORLD.search(line)
+        if match is None:
+            continue
+        worlds: list[str] = []
+        if index + 1 < len(lines) and lines[index + 1] == "Available worlds: [":
+            for item in lines[index + 2 :]:
+                listed = _LISTED_NAME.match(item)
+                if listed is None:
+                    break
+                worlds.append(listed.group("name"))
+        available = f"; available worlds: {', '.join(worlds)}" if worlds else ""
+        return f"world {match.group('world')!r} was not found in the WIT{available}"
+    return None
+
+
 def error_summary(output: str, *, first: bool = False) -> str:
     """The line of a failed step's output that names the error, with its file and line.
 
@@ -272,6 +295,8 @@ def error_summary(output: str, *, first: bool = False) -> str:
     raw = [line.strip() for line in raw_lines]
     if "Caused by:" in raw:
         cause = _deepest_cause(raw_lines[raw.index("Caused by:") + 1 :])
+        if cause and cause.endswith(":"):  # it introduces a list: the head says more
+            cause = _unresolved_world(raw) or cause.rstrip(":")
         if cause:
             return cause
     for index in range(len(lines)):
