@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from hatch_wasm_oci.oci.descriptor import Descriptor
 from hatch_wasm_oci.oci.layout import LayoutWriter, blob_relpath
 from hatch_wasm_oci.oci.referrers import add_to_layout, document_referrer
 from hatch_wasm_oci.project.record import MAX_PROVENANCE_SIZE, changed_inputs, parse_provenance
-from tests.hatch_fixtures import write_project
+from tests.hatch_fixtures import LAYOUT, copy_project, write_project
 from tests.registry_fixtures import RegistryServer, clean_env, plain_push, run_cli
 from tests.wasm_fixtures import TINY_COMMAND, TINY_CORE_WAT, TINY_WIT
 
@@ -273,6 +274,77 @@ def test_recorded_inputs_are_parsed_bounded_and_compared() -> None:
             parse_provenance(junk, "REF")
         assert str(caught.value).startswith("REF: the provenance ")
         assert "\n" not in str(caught.value)
+
+
+def test_the_build_environment_is_recorded_and_its_differences_named() -> None:
+    doc = _statement(
+        SOURCE_DATE_EPOCH="1",
+        compileCacheKey={"sha256": "c" * 64},
+        buildEnvironment=["hatchling==1.33.0", "uv==0.5.0", "wasmtime==50.0.0"],
+    )
+    recorded = parse_provenance(json.dumps(doc).encode(), "REF")
+    assert recorded is not None
+    here = json.loads(json.dumps(doc))
+    here["predicate"]["buildDefinition"]["internalParameters"].update(
+        compileCacheKey={"sha256": "e" * 64},
+        buildEnvironment=["hatchling==1.34.0", "pytest==8.3.0", "wasmtime==50.0.0"],
+    )
+    rebuilt = parse_provenance(json.dumps(here).encode(), "REF")
+    assert rebuilt is not None
+    # Named instead of the bare compile key the distributions feed.
+    assert changed_inputs(recorded, rebuilt) == [
+        "build environment: 1 changed (hatchling 1.33.0 → 1.34.0), 1 only here (pytest 8.3.0), "
+        "1 only where it was built (uv 0.5.0); rebuild where the recorded distributions are "
+        "installed"
+    ]
+    many = json.loads(json.dumps(here))
+    many["predicate"]["buildDefinition"]["internalParameters"]["buildEnvironment"] = [
+        f"pkg{i}==1.0" for i in range(20)
+    ]
+    (line,) = changed_inputs(recorded, parse_provenance(json.dumps(many).encode(), "REF") or {})
+    assert line.startswith(
+        "build environment: 20 only here (pkg0 1.0, pkg1 1.0, pkg10 1.0, pkg11 1.0, …), "
+        "3 only where it was built ("
+    ), line
+    for junk in ("x", ["no-version"], [1], ["a==1"] * 5000, ["a==" + "1" * 300], ["a==1\n"]):
+        bad = _statement(buildEnvironment=junk)
+        with pytest.raises(LayoutError, match="has a buildEnvironment that is not a list"):
+            parse_provenance(json.dumps(bad).encode(), "REF")
+
+
+@pytest.mark.slow
+def test_reproduce_against_a_hatch_build_names_the_distributions_that_differ(
+    example_project_build: Path, tmp_path: Path
+) -> None:
+    """`hatch build` compiles in Hatch's isolated build environment; a `reproduce` run here
+    (the test environment, with pytest) names the distributions only one of them has."""
+    layout = example_project_build / LAYOUT
+    statement = _provenance_of(layout)
+    recorded = statement["predicate"]["buildDefinition"]["internalParameters"]["buildEnvironment"]
+    assert recorded == sorted(recorded) and any(d.startswith("componentize-py==") for d in recorded)
+    assert not any(d.startswith("pytest==") for d in recorded)  # isolated: no test tools
+    project = copy_project(example_project_build, tmp_path / "checkout")
+    run = _reproduce(project, str(layout), env=clean_env(tmp_path / "home"))
+    assert run.returncode == 1, run.stdout + run.stderr
+    (line,) = [x.strip() for x in run.stdout.splitlines() if "build environment: " in x]
+    from hatch_wasm_oci.project.componentize import visible_distributions
+
+    names = {d.split("==")[0] for d in recorded}
+    only_here = {d.split("==")[0] for d in visible_distributions()} - names
+    assert "pytest" in only_here
+    assert f" {len(only_here)} only here (" in line, line
+
+
+def _provenance_of(layout: Path) -> dict[str, Any]:
+    from hatch_wasm_oci.oci.layout_reader import OciLayout
+
+    opened = OciLayout.open(layout)
+    (subject,) = [d for d in opened.manifests() if d.artifact_type != mt.PROVENANCE][:1]
+    for _desc, referrer in opened.referrers(subject.digest):
+        if referrer.artifact_type == mt.PROVENANCE:
+            statement: dict[str, Any] = json.loads(opened.read_document(referrer.layers[0]))
+            return statement
+    raise AssertionError(f"{layout}: no provenance referrer")
 
 
 def test_reproduce_help_describes_the_provenance_check(tmp_path: Path) -> None:

@@ -75,10 +75,12 @@ def attach(
         from hatch_wasm_oci.project.provenance import ProvenanceInputs, provenance_document
 
         key = None
+        distributions: list[str] = []
         if isinstance(settings.source, ComponentizePySource):
-            from hatch_wasm_oci.project.componentize import input_key
+            from hatch_wasm_oci.project.componentize import input_key, visible_distributions
 
             key = input_key(settings.source, root, exclude=exclude)
+            distributions = visible_distributions()
         env = os.environ if environ is None else environ
         layer_type, data = provenance_document(
             ProvenanceInputs(
@@ -90,6 +92,7 @@ def attach(
                 root=root,
                 sources=sources,
                 compile_key=key,
+                distributions=distributions,
                 source_date_epoch=env.get("SOURCE_DATE_EPOCH") or None,
                 created=created,
             )

@@ -134,7 +134,9 @@ def _walk_files(top: Path, excluded: set[Path]) -> Iterator[Path]:
                 yield here / name
 
 
-def _visible_distributions() -> list[str]:
+def visible_distributions() -> list[str]:
+    """``name==version`` of every distribution this build environment holds (what the compile
+    cache key covers, and the provenance records)."""
     return list(_distributions_on(tuple(sys.path)))
 
 
@@ -188,7 +190,7 @@ def input_key(
             for file in _walk_files(top_path, excluded):
                 feed("file", file.relative_to(top_path).as_posix() if file != top_path else "")
                 feed("sha256", file_digest(file))
-    for dist in _visible_distributions() if distributions is None else distributions:
+    for dist in visible_distributions() if distributions is None else distributions:
         feed("dist", dist)
     feed("deterministic", "yes" if reproducible else "no")
     return digest.hexdigest()

@@ -61,6 +61,9 @@ class ProvenanceInputs:
     source_date_epoch: str | None
     created: str
     exclude: Iterable[Path] = ()
+    #: ``name==version`` of each distribution of the build environment the compile cache key
+    #: covers (so ``reproduce REF`` can name the ones that differ, not only the key).
+    distributions: Sequence[str] = ()
 
 
 def tree_digest(sources: Sequence[tuple[str, str]]) -> str:
@@ -136,6 +139,7 @@ def statement(inputs: ProvenanceInputs) -> dict[str, Any]:
     internal: dict[str, Any] = {"SOURCE_DATE_EPOCH": inputs.source_date_epoch}
     if inputs.compile_key is not None:
         internal["compileCacheKey"] = {"sha256": inputs.compile_key, "covers": list(KEY_COVERS)}
+        internal["buildEnvironment"] = sorted(inputs.distributions)
     return {
         "_type": STATEMENT_TYPE,
         "subject": [

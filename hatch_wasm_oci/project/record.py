@@ -33,6 +33,11 @@ SOURCE_TREE = "source tree"
 EPOCH = "SOURCE_DATE_EPOCH"
 COMPILE_KEY = "compile cache key"
 SETTINGS = "build settings"
+BUILD_ENV = "build environment"
+#: More recorded distributions than this is no statement of ours.
+MAX_DISTRIBUTIONS = 4096
+#: How many distributions of each kind of difference one line names.
+SHOWN_DISTRIBUTIONS = 4
 
 Inputs = dict[str, str]
 
@@ -111,6 +116,18 @@ def _inputs(definition: Mapping[str, Any], junk: Any) -> Inputs:
     if epoch is not None and not isinstance(epoch, str):
         raise junk(f"has a {EPOCH} that is not a string")
     inputs[EPOCH] = "unset" if epoch is None else _text(epoch)
+    environment = internal.get("buildEnvironment")
+    if environment is not None:
+        if (
+            not isinstance(environment, list)
+            or len(environment) > MAX_DISTRIBUTIONS
+            or not all(
+                isinstance(d, str) and "==" in d and len(d) <= 200 and d.isprintable()
+                for d in environment
+            )
+        ):
+            raise junk("has a buildEnvironment that is not a list of name==version strings")
+        inputs[BUILD_ENV] = "\n".join(sorted(environment))
     key = internal.get("compileCacheKey")
     if isinstance(key, dict) and isinstance(key.get("sha256"), str):
         inputs[COMPILE_KEY] = "sha256:" + _text(key["sha256"])
@@ -141,7 +158,7 @@ def changed_inputs(recorded: Inputs, rebuilt: Inputs) -> list[str]:
     installed distributions)."""
     lines = []
     for name in sorted(set(recorded) | set(rebuilt), key=_order):
-        if name == COMPILE_KEY:
+        if name in (COMPILE_KEY, BUILD_ENV):
             continue
         old, new = recorded.get(name, "absent"), rebuilt.get(name, "absent")
         if old == new:
@@ -154,6 +171,9 @@ def changed_inputs(recorded: Inputs, rebuilt: Inputs) -> list[str]:
             lines.append(f"{name}: {_short(old)} → {_short(new)}")
         else:
             lines.append(f"{name} {old} → {new}")
+    env_old, env_new = recorded.get(BUILD_ENV), rebuilt.get(BUILD_ENV)
+    if env_old is not None and env_new is not None and env_old != env_new:
+        lines.append(f"{BUILD_ENV}: {_distribution_changes(env_old, env_new)}")
     key_old, key_new = recorded.get(COMPILE_KEY), rebuilt.get(COMPILE_KEY)
     if not lines and key_old != key_new and key_old and key_new:
         lines.append(
@@ -161,6 +181,34 @@ def changed_inputs(recorded: Inputs, rebuilt: Inputs) -> list[str]:
             "installed distributions or the build Python differ)"
         )
     return lines
+
+
+def _distribution_changes(old: str, new: str) -> str:
+    """``1 changed (hatchling 1.33.0 → 1.34.0), 2 only here (pytest 8.3.0, …), 1 only where it
+    was built (uv 0.5.0); …``: each group counted, its first few named."""
+    before = dict(line.split("==", 1) for line in old.splitlines())
+    after = dict(line.split("==", 1) for line in new.splitlines())
+    both, here, there = (
+        before.keys() & after.keys(),
+        after.keys() - before.keys(),
+        before.keys() - after.keys(),
+    )
+    groups = [
+        (
+            "changed",
+            [f"{n} {before[n]} → {after[n]}" for n in sorted(both) if before[n] != after[n]],
+        ),
+        ("only here", [f"{n} {after[n]}" for n in sorted(here)]),
+        ("only where it was built", [f"{n} {before[n]}" for n in sorted(there)]),
+    ]
+    parts = []
+    for label, items in groups:
+        if items:
+            shown = ", ".join(items[:SHOWN_DISTRIBUTIONS]) + (
+                ", …" if len(items) > SHOWN_DISTRIBUTIONS else ""
+            )
+            parts.append(f"{len(items)} {label} ({shown})")
+    return ", ".join(parts) + "; rebuild where the recorded distributions are installed"
 
 
 def _order(name: str) -> tuple[int, str]:
