@@ -21,7 +21,7 @@ from tests.wit_registry import WellKnown, wkg_env
 pytestmark = pytest.mark.slow
 
 
-def _build(project: Path, world: str, env: dict[str, str], well_known: WellKnown) -> Path:
+def _build(project: Path, world: str, env: dict[str, str]) -> Path:
     """``init`` then the first ``hatch build``: the WASI WIT comes from the local registry
     standing in for wasi.dev; the build records a verified target with no warning, which
     wasm-tools (run here) confirms. Returns the layout."""
@@ -49,11 +49,9 @@ def env(hatch_env: dict[str, str], well_known: WellKnown, tmp_path: Path) -> dic
 
 
 @pytest.mark.usefixtures("wit_registry")
-def test_a_library_scaffold_builds_and_is_called(
-    tmp_path: Path, env: dict[str, str], well_known: WellKnown
-) -> None:
+def test_a_library_scaffold_builds_and_is_called(tmp_path: Path, env: dict[str, str]) -> None:
     project = tmp_path / "greeter"
-    layout = _build(project, "library", env, well_known)
+    layout = _build(project, "library", env)
     assert sorted(
         p.relative_to(project).as_posix()
         for p in project.rglob("*")
@@ -69,13 +67,11 @@ def test_a_library_scaffold_builds_and_is_called(
 
 
 @pytest.mark.usefixtures("wit_registry")
-def test_a_command_scaffold_builds_and_runs(
-    tmp_path: Path, env: dict[str, str], well_known: WellKnown
-) -> None:
+def test_a_command_scaffold_builds_and_runs(tmp_path: Path, env: dict[str, str]) -> None:
     """The command world names WASI 0.2.12: the first build fetches it (from the local
     registry standing in for wasi.dev) and the component runs at once."""
     project = tmp_path / "hello-cli"
-    layout = _build(project, "command", env, well_known)
+    layout = _build(project, "command", env)
     ran = run_cli("run", layout, "--", "a", "b", env=env)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "Hello from Python! ['a', 'b']\n"
@@ -84,12 +80,10 @@ def test_a_command_scaffold_builds_and_runs(
 
 
 @pytest.mark.usefixtures("wit_registry")
-def test_an_http_scaffold_builds_and_serve_answers(
-    tmp_path: Path, env: dict[str, str], well_known: WellKnown
-) -> None:
+def test_an_http_scaffold_builds_and_serve_answers(tmp_path: Path, env: dict[str, str]) -> None:
     """The http world builds as written and `serve` (the wasmtime CLI) answers at once."""
     project = tmp_path / "hello-http"
-    layout = _build(project, "http", env, well_known)
+    layout = _build(project, "http", env)
     readme = (project / "README.md").read_text()
     assert f"hatch-wasm-oci serve dist/wasm-oci/{layout.name}\n" in readme
     process = subprocess.Popen(

@@ -148,9 +148,10 @@ def _guest_paths(target: str) -> Callable[[str], str] | None:
     from hatch_wasm_oci.cli.wit import project_settings
     from hatch_wasm_oci.project.componentize import sandbox_paths
     from hatch_wasm_oci.project.settings import ComponentizePySource
+    from hatch_wasm_oci.runtime.target import local_path
 
-    path = Path(target.rsplit(":", 1)[0] if ":" in Path(target).name else target)
-    if not path.exists():
+    path = local_path(target)
+    if path is None:
         return None
     cwd = Path.cwd()
     for directory in path.resolve().parents:

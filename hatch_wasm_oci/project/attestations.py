@@ -79,8 +79,8 @@ def attach(
         if isinstance(settings.source, ComponentizePySource):
             from hatch_wasm_oci.project.componentize import input_key, visible_distributions
 
-            key = input_key(settings.source, root, exclude=exclude)
-            distributions = visible_distributions()
+            distributions = visible_distributions()  # recorded as the key covers them
+            key = input_key(settings.source, root, exclude=exclude, distributions=distributions)
         env = os.environ if environ is None else environ
         layer_type, data = provenance_document(
             ProvenanceInputs(

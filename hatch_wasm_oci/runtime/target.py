@@ -72,6 +72,16 @@ def _layout_and_tag(target: str) -> tuple[Path, str | None] | None:
     return None
 
 
+def local_path(target: str) -> Path | None:
+    """The ``.wasm`` file or OCI layout directory ``target`` names on this machine (``DIR:TAG``
+    names DIR); None for a registry reference or nothing that exists."""
+    path = Path(target)
+    if path.is_file():
+        return path
+    layout = _layout_and_tag(target)
+    return None if layout is None else layout[0]
+
+
 def resolve(target: str | os.PathLike[str], options: RegistryOptions | None = None) -> Artifact:
     """The verified binary ``target`` names; a registry reference goes through the store."""
     text = os.fspath(target)
